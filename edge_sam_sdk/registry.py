@@ -1,0 +1,112 @@
+"""Variant registry: one declarative :class:`VariantSpec` per supported model.
+
+Specs are pure data (no torch import), so ``edgesam list`` and the runtime path never
+load a framework. The torch model of a variant is named by ``builder``
+(``"module:function"``) and imported only when exporting.
+
+Register a variant with the decorator, as timm registers models::
+
+    @register_variant
+    def mobile_sam() -> VariantSpec:
+        return VariantSpec(name="mobile_sam", ...)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import UnknownVariantError
+from .processing import ProcessingSpec
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Where users get an official checkpoint and how its state dict is stored.
+
+    ``wrapper`` is the key under which the file nests the state dict (``None``: the file
+    is the state dict itself). ``prefix`` is prepended to every file key to reach the
+    model's key names (``""`` when they already match).
+    """
+
+    files: tuple[str, ...]
+    url: str
+    wrapper: str | None = None
+    prefix: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """Everything the SDK needs to know about one variant.
+
+    Attributes:
+        name: registry key, e.g. ``"mobile_sam"``.
+        family: model family (``"sam"``, ``"mobile_sam"``, ...).
+        processing: pre/post-processing (input size, mean/std, resize rule, mask size).
+        decoder_kind: decoder graph contract (``"sam"``: points/labels/mask_input in,
+            4 masks + 4 IoU scores out).
+        embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
+        checkpoint: official checkpoint files and wrapping.
+        license: license of the official weights/code.
+        builder: ``"module:function"`` returning the torch ``SamModel`` (export side only).
+        targets: export targets supported for this variant.
+        num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
+    """
+
+    name: str
+    family: str
+    processing: ProcessingSpec
+    decoder_kind: str
+    embedding_shape: tuple[int, int, int]
+    checkpoint: CheckpointSpec
+    license: str
+    builder: str
+    description: str = ""
+    targets: tuple[str, ...] = ("onnx",)
+    num_mask_tokens: int = 4
+
+    def build_model(self) -> Any:
+        """Import and call the torch builder (needs the ``export`` extra)."""
+        module_name, func_name = self.builder.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, func_name)()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["processing"] = self.processing.to_dict()
+        return d
+
+
+_REGISTRY: dict[str, VariantSpec] = {}
+
+
+def register_variant(fn: Callable[[], VariantSpec]) -> Callable[[], VariantSpec]:
+    """Decorator: call ``fn`` once and register the spec it returns under its name."""
+    spec = fn()
+    if spec.name in _REGISTRY:
+        raise ValueError(f"variant {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return fn
+
+
+def _ensure_loaded() -> None:
+    from . import variants  # noqa: F401  (registers the built-in variants)
+
+
+def get_variant(name: str) -> VariantSpec:
+    """The spec of variant ``name``; an unknown name raises :class:`UnknownVariantError`."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownVariantError(f"unknown variant {name!r}; known variants: {known}") from None
+
+
+def list_variants() -> list[str]:
+    """Registered variant names, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)

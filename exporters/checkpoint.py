@@ -1,0 +1,80 @@
+"""Loading official checkpoints (or synthetic weights) into our models, strictly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edge_sam_sdk.errors import CheckpointError
+from edge_sam_sdk.registry import VariantSpec
+from edge_sam_sdk.testing import synthetic_state_dict
+
+_SYNTHETIC = re.compile(r"^synthetic:(\d+)$")
+
+
+def parse_synthetic(source: str) -> int | None:
+    """``"synthetic:SEED"`` -> SEED, anything else -> None."""
+    m = _SYNTHETIC.match(source.strip())
+    return int(m.group(1)) if m else None
+
+
+def read_state_dict(path: str | Path, spec: VariantSpec) -> dict[str, torch.Tensor]:
+    """Read an official checkpoint with ``torch.load(weights_only=True)`` and unwrap it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickled code, corrupt file, not a torch file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read {path} as a weights-only torch checkpoint ({first[:200]}); "
+            "files that need pickled code are refused for safety"
+        ) from None
+    wrapper = spec.checkpoint.wrapper
+    if wrapper is not None:
+        if not isinstance(obj, Mapping) or wrapper not in obj:
+            raise CheckpointError(f"{path}: expected the state dict under key {wrapper!r}")
+        obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
+    prefix = spec.checkpoint.prefix
+    return {prefix + str(k): v for k, v in obj.items()}
+
+
+def check_keys(model: nn.Module, state_dict: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`CheckpointError` naming missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shaped = [
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(getattr(state_dict[k], "shape", ())) != tuple(v.shape)
+    ]
+    if missing or unexpected or shaped:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected),
+                             ("mis-shaped (checkpoint != model)", shaped)):
+            if items:
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{len(items)} {label}: {', '.join(items[:3])}{more}")
+        raise CheckpointError(f"{source} does not match the variant's keys: " + "; ".join(parts))
+
+
+def load_model(spec: VariantSpec, checkpoint: str) -> nn.Module:
+    """Build ``spec``'s torch model and load ``checkpoint`` (a path or ``synthetic:SEED``)."""
+    model = spec.build_model()
+    seed = parse_synthetic(checkpoint)
+    if seed is not None:
+        state = synthetic_state_dict(model.state_dict(), seed)
+    else:
+        state = read_state_dict(checkpoint, spec)
+    check_keys(model, state, checkpoint)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

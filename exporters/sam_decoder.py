@@ -1,0 +1,229 @@
+"""SAM's prompt encoder, two-way transformer and mask decoder (torch, export-friendly).
+
+Key names equal segment-anything's ``PromptEncoder`` and ``MaskDecoder``. The prompt
+encoder here takes the *graph* form of prompts: points ``BxNx2`` in the prompt frame with
+labels ``BxN`` (-1 padding, 0 negative, 1 positive, 2/3 box corners) and a mask input with
+a ``has_mask_input`` flag, all as tensors, so one graph serves every prompt kind. Boxes
+are two corner points with labels 2 and 3, which embeds them exactly as the official
+``_embed_boxes`` does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import MLP, LayerNorm2d
+
+
+class PositionEmbeddingRandom(nn.Module):
+    """Random Fourier features of normalized ``(x, y)`` coordinates (SAM)."""
+
+    def __init__(self, num_pos_feats: int = 128):
+        super().__init__()
+        self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(2, num_pos_feats))
+
+    def encode(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(..., 2)`` coordinates in ``[0, 1]`` -> ``(..., 2 * num_pos_feats)``."""
+        coords = 2 * coords - 1
+        coords = coords @ self.positional_encoding_gaussian_matrix
+        coords = 2 * math.pi * coords
+        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+
+    def dense(self, h: int, w: int) -> torch.Tensor:
+        """Positional encoding of an ``h x w`` grid: ``1 x C x h x w``."""
+        grid = torch.ones(h, w, dtype=self.positional_encoding_gaussian_matrix.dtype,
+                          device=self.positional_encoding_gaussian_matrix.device)
+        y = (grid.cumsum(dim=0) - 0.5) / h
+        x = (grid.cumsum(dim=1) - 0.5) / w
+        return self.encode(torch.stack([x, y], dim=-1)).permute(2, 0, 1).unsqueeze(0)
+
+
+class PromptEncoder(nn.Module):
+    """Sparse (points) and dense (mask) prompt embeddings.
+
+    Args:
+        embed_dim: embedding channels (256).
+        embedding_size: ``(h, w)`` of the image embedding (64, 64).
+        input_image_size: ``(h, w)`` of the prompt frame (1024, 1024).
+        mask_in_chans: hidden channels of the mask downscaler (16).
+    """
+
+    def __init__(self, embed_dim: int = 256, embedding_size: tuple[int, int] = (64, 64),
+                 input_image_size: tuple[int, int] = (1024, 1024), mask_in_chans: int = 16):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.embedding_size = embedding_size
+        self.input_image_size = input_image_size
+        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
+        self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
+        self.not_a_point_embed = nn.Embedding(1, embed_dim)
+        self.mask_downscaling = nn.Sequential(
+            nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans // 4),
+            nn.GELU(),
+            nn.Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans),
+            nn.GELU(),
+            nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
+        )
+        self.no_mask_embed = nn.Embedding(1, embed_dim)
+
+    def dense_pe(self) -> torch.Tensor:
+        return self.pe_layer.dense(*self.embedding_size)
+
+    def embed_points(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``BxNx2`` prompt-frame coords, ``BxN`` labels -> ``BxNxC`` sparse embeddings."""
+        h, w = self.input_image_size
+        scale = torch.tensor([1.0 / w, 1.0 / h], dtype=coords.dtype, device=coords.device)
+        pe = self.pe_layer.encode((coords + 0.5) * scale)
+        labels = labels.unsqueeze(-1).to(pe.dtype)
+        out = pe * (labels != -1).to(pe.dtype) + self.not_a_point_embed.weight * (labels == -1).to(pe.dtype)
+        for i, emb in enumerate(self.point_embeddings):
+            out = out + emb.weight * (labels == i).to(pe.dtype)
+        return out
+
+    def embed_mask(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
+        """``Bx1x4Hx4W`` logits and ``B`` flags -> ``BxCxHxW`` dense embeddings."""
+        flag = has_mask_input.to(mask_input.dtype).reshape(-1, 1, 1, 1)
+        no_mask = self.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        return flag * self.mask_downscaling(mask_input) + (1 - flag) * no_mask
+
+
+class Attention(nn.Module):
+    """Attention with optional channel downsampling of q/k/v (SAM's decoder attention)."""
+
+    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1):
+        super().__init__()
+        self.internal_dim = embedding_dim // downsample_rate
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.k_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
+        attn = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        out = attn.softmax(dim=-1) @ v
+        b, nh, n, c = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, nh * c))
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.lin1 = nn.Linear(dim, hidden)
+        self.lin2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(torch.relu(self.lin1(x)))
+
+
+class TwoWayAttentionBlock(nn.Module):
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
+                 skip_first_layer_pe: bool):
+        super().__init__()
+        self.self_attn = Attention(dim, num_heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLPBlock(dim, mlp_dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.norm4 = nn.LayerNorm(dim)
+        self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)
+        self.skip_first_layer_pe = skip_first_layer_pe
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
+                key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        queries = self.norm1(queries)
+        q, k = queries + query_pe, keys + key_pe
+        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        queries = self.norm3(queries + self.mlp(queries))
+        q, k = queries + query_pe, keys + key_pe
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        return queries, keys
+
+
+class TwoWayTransformer(nn.Module):
+    """Tokens attend to the image and back, ``depth`` times, then a final token->image pass."""
+
+    def __init__(self, depth: int = 2, embedding_dim: int = 256, num_heads: int = 8,
+                 mlp_dim: int = 2048, attention_downsample_rate: int = 2):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
+                                 skip_first_layer_pe=(i == 0))
+            for i in range(depth)
+        )
+        self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
+        self.norm_final_attn = nn.LayerNorm(embedding_dim)
+
+    def forward(self, image: torch.Tensor, image_pe: torch.Tensor,
+                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``BxCxHxW`` image, its PE, ``BxTxC`` tokens -> (tokens ``BxTxC``, image ``BxHWxC``)."""
+        keys = image.flatten(2).transpose(1, 2)
+        key_pe = image_pe.flatten(2).transpose(1, 2)
+        queries = tokens
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, tokens, key_pe)
+        q, k = queries + tokens, keys + key_pe
+        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        return queries, keys
+
+
+class MaskDecoder(nn.Module):
+    """Predicts ``num_multimask_outputs + 1`` masks and their IoU scores from embeddings."""
+
+    def __init__(self, transformer_dim: int = 256, num_multimask_outputs: int = 3,
+                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256):
+        super().__init__()
+        self.transformer = TwoWayTransformer(embedding_dim=transformer_dim)
+        self.num_mask_tokens = num_multimask_outputs + 1
+        self.iou_token = nn.Embedding(1, transformer_dim)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(transformer_dim // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            nn.GELU(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+            for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = MLP(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens,
+                                       iou_head_depth)
+
+    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
+                sparse: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``1xCxHxW`` embeddings, ``1xCxHxW`` PE, ``BxNxC`` sparse, ``BxCxHxW`` dense
+        -> (all masks ``BxMx4Hx4W`` logits, IoU ``BxM``)."""
+        b = sparse.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+        src = image_embeddings + dense  # broadcasts the single image over the prompt batch
+        pos = image_pe.expand(b, -1, -1, -1)
+        hs, src_out = self.transformer(src, pos, tokens)
+        iou_out = hs[:, 0, :]
+        mask_out = hs[:, 1:1 + self.num_mask_tokens, :]
+        _, c, h, w = src.shape
+        upscaled = self.output_upscaling(src_out.transpose(1, 2).reshape(b, c, h, w))
+        hyper = torch.stack([mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+                            dim=1)
+        _, c2, h2, w2 = upscaled.shape
+        masks = (hyper @ upscaled.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
+        return masks, self.iou_prediction_head(iou_out)
