@@ -230,3 +230,38 @@ def postprocess_masks(
 def threshold_masks(logits: np.ndarray, spec: ProcessingSpec) -> np.ndarray:
     """Boolean masks: ``logits > mask_threshold``."""
     return np.asarray(logits) > spec.mask_threshold
+
+
+# ------------------------------------------------------------------------------ prompts
+
+
+def decoder_prompts(
+    coords: np.ndarray | None,
+    labels: np.ndarray | None,
+    boxes: np.ndarray | None,
+    batch: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points and boxes (already in the prompt frame) -> the decoder's ``point_coords``
+    ``BxNx2`` and ``point_labels`` ``BxN`` float32.
+
+    ``coords`` is ``BxNx2`` with ``labels`` ``BxN``; ``boxes`` is ``Bx2x2`` corners. Box
+    corners follow the points with labels 2 and 3. Without a box, one padding point
+    ``(0, 0)`` with label -1 is appended (as SAM's prompt encoder does). With neither
+    points nor box the result has ``N = 0``.
+    """
+    parts_c: list[np.ndarray] = []
+    parts_l: list[np.ndarray] = []
+    if coords is not None:
+        batch = coords.shape[0]
+        parts_c.append(np.asarray(coords, dtype=np.float32))
+        parts_l.append(np.asarray(labels, dtype=np.float32))
+    if boxes is not None:
+        batch = boxes.shape[0]
+        parts_c.append(np.asarray(boxes, dtype=np.float32).reshape(batch, 2, 2))
+        parts_l.append(np.tile(np.array([[2.0, 3.0]], dtype=np.float32), (batch, 1)))
+    elif coords is not None:
+        parts_c.append(np.zeros((batch, 1, 2), dtype=np.float32))
+        parts_l.append(np.full((batch, 1), -1.0, dtype=np.float32))
+    if not parts_c:
+        return np.zeros((batch, 0, 2), np.float32), np.zeros((batch, 0), np.float32)
+    return np.concatenate(parts_c, axis=1), np.concatenate(parts_l, axis=1)

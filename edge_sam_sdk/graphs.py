@@ -1,0 +1,136 @@
+"""Declarative per-graph export specs: names, shapes, dynamic axes, dtypes, tolerance.
+
+One spec per graph per decoder kind; exporters, the manifest, the predictor and the
+parity checks all read these instead of repeating names. Dimensions given as strings
+(``"B"``, ``"N"``) are dynamic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .registry import VariantSpec
+from .testing import TAG_EMBEDDINGS, TAG_ENCODER_INPUT, TAG_MASK_INPUT, synthetic_array
+
+Dim = int | str
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One exported graph. ``max_abs`` is relative to ``max(1, max |reference|)``."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_abs: float = 1e-3
+    rel_l2: float = 1e-4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {t.name: t.dynamic_axes() for t in self.inputs + self.outputs}
+        return {k: v for k, v in axes.items() if v}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["inputs"] = [t.to_dict() for t in self.inputs]
+        d["outputs"] = [t.to_dict() for t in self.outputs]
+        return d
+
+
+def encoder_spec(variant: VariantSpec) -> GraphSpec:
+    s = variant.processing.input_size
+    return GraphSpec(
+        name="encoder",
+        inputs=(TensorSpec("image", (1, 3, s, s)),),
+        outputs=(TensorSpec("image_embeddings", (1,) + tuple(variant.embedding_shape)),),
+    )
+
+
+def decoder_spec(variant: VariantSpec) -> GraphSpec:
+    if variant.decoder_kind != "sam":
+        raise ValueError(f"no decoder graph spec for decoder kind {variant.decoder_kind!r}")
+    c, h, w = variant.embedding_shape
+    low = variant.processing.low_res_size
+    m = variant.num_mask_tokens
+    return GraphSpec(
+        name="decoder",
+        inputs=(
+            TensorSpec("image_embeddings", (1, c, h, w)),
+            TensorSpec("point_coords", ("B", "N", 2)),
+            TensorSpec("point_labels", ("B", "N")),
+            TensorSpec("mask_input", ("B", 1, low, low)),
+            TensorSpec("has_mask_input", ("B",)),
+        ),
+        outputs=(
+            TensorSpec("low_res_masks", ("B", m, low, low)),
+            TensorSpec("iou_predictions", ("B", m)),
+        ),
+        # Host-side token selection: multimask -> tokens 1..M-1, single -> token 0.
+        extra={"mask_selection": {"multimask": list(range(1, m)), "single": [0]}},
+    )
+
+
+def graph_specs(variant: VariantSpec) -> dict[str, GraphSpec]:
+    return {"encoder": encoder_spec(variant), "decoder": decoder_spec(variant)}
+
+
+def sample_feed(graph: GraphSpec, seed: int = 0, batch: int = 2, points: int = 3) -> dict[str, np.ndarray]:
+    """Deterministic inputs for export tracing and parity checks (valid prompt values)."""
+    dims = {"B": batch, "N": points}
+    feed: dict[str, np.ndarray] = {}
+    for t in graph.inputs:
+        shape = tuple(dims[d] if isinstance(d, str) else d for d in t.shape)
+        if t.name == "image":
+            feed[t.name] = synthetic_array(TAG_ENCODER_INPUT, shape, seed, -2.2, 2.7)
+        elif t.name == "image_embeddings":
+            feed[t.name] = synthetic_array(TAG_EMBEDDINGS, shape, seed, -1.0, 1.0)
+        elif t.name == "mask_input":
+            feed[t.name] = synthetic_array(TAG_MASK_INPUT, shape, seed, -8.0, 8.0)
+        elif t.name == "point_coords":
+            feed[t.name] = synthetic_array(0xF1, shape, seed, 0.0, 1023.0)
+        elif t.name == "point_labels":
+            labels = np.array([1, 0, 2, 3, -1], dtype=np.float32)
+            feed[t.name] = np.resize(labels, shape).astype(np.float32)
+        elif t.name == "has_mask_input":
+            feed[t.name] = (np.arange(shape[0]) % 2).astype(np.float32)
+        else:
+            feed[t.name] = synthetic_array(0xF2, shape, seed, -1.0, 1.0)
+    return feed
+
+
+def parity(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Graph-parity figures of ``actual`` against ``reference`` (GOLDEN.md's bound)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    act = np.asarray(actual, dtype=np.float64)
+    scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
+    max_abs = float(np.abs(ref - act).max()) if ref.size else 0.0
+    rel_l2 = float(np.linalg.norm(ref - act) / max(float(np.linalg.norm(ref)), 1e-12))
+    return {"max_abs": max_abs, "max_abs_rel": max_abs / scale, "rel_l2": rel_l2}
+
+
+def parity_ok(figures: dict[str, float], graph: GraphSpec) -> bool:
+    return figures["max_abs_rel"] <= graph.max_abs and figures["rel_l2"] <= graph.rel_l2

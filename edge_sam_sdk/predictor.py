@@ -1,0 +1,188 @@
+"""``SamPredictor`` over a bundle, with segment-anything's API and semantics.
+
+    predictor = SamPredictor(load_bundle("bundles/mobile_sam"))
+    predictor.set_image(image)                       # HxWx3 uint8 RGB, runs the encoder once
+    masks, scores, logits = predictor.predict(point_coords=np.array([[500, 375]]),
+                                              point_labels=np.array([1]))
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from . import processing as P
+from .bundle import Bundle
+from .errors import InputError
+
+_VALID_LABELS = (-1.0, 0.0, 1.0, 2.0, 3.0)
+
+
+def _as_float(name: str, value: Any, shape_desc: str, ndim: int, last: int | None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric with shape {shape_desc}") from None
+    if arr.ndim != ndim or (last is not None and arr.shape[-1] != last):
+        raise InputError(f"{name} must have shape {shape_desc}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+class SamPredictor:
+    """Predict masks for prompts on one image at a time, encoder run once per image.
+
+    Attributes after ``set_image``: ``original_size`` ``(H, W)``, ``input_size`` (the resized
+    ``(h, w)``), ``features`` (the encoder outputs). ``timings`` holds the last step times (ms).
+    """
+
+    def __init__(self, bundle: Bundle):
+        if bundle.decoder_kind != "sam":
+            raise InputError(f"SamPredictor runs 'sam' decoders, this bundle has {bundle.decoder_kind!r}")
+        self.bundle = bundle
+        self.spec = bundle.processing
+        selection = bundle.graph("decoder").get("extra", {}).get("mask_selection", {})
+        self._multi = list(selection.get("multimask", [1, 2, 3]))
+        self._single = list(selection.get("single", [0]))
+        self.timings: dict[str, float] = {}
+        self.reset_image()
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        """Run the encoder on ``image`` (``HxWx3`` uint8, RGB or BGR per ``image_format``)."""
+        if image_format not in ("RGB", "BGR"):
+            raise InputError(f"image_format must be 'RGB' or 'BGR', got {image_format!r}")
+        P.check_image(image)
+        if image_format == "BGR":
+            image = image[..., ::-1]
+        t0 = time.perf_counter()
+        model_input, resized = P.preprocess(image, self.spec)
+        t1 = time.perf_counter()
+        self.features = self.bundle.encoder.run({"image": model_input})
+        t2 = time.perf_counter()
+        self.timings = {"preprocess_ms": (t1 - t0) * 1e3, "encoder_ms": (t2 - t1) * 1e3}
+        self.original_size = (int(image.shape[0]), int(image.shape[1]))
+        self.input_size = resized
+        self.is_image_set = True
+
+    def reset_image(self) -> None:
+        self.is_image_set = False
+        self.features: dict[str, np.ndarray] = {}
+        self.original_size = (0, 0)
+        self.input_size = (0, 0)
+
+    def get_image_embedding(self) -> np.ndarray:
+        """The current image's embeddings, ``1xCxHxW`` float32."""
+        self._require_image()
+        return self.features["image_embeddings"]
+
+    def _require_image(self) -> None:
+        if not self.is_image_set:
+            raise InputError("no image is set: call set_image(image) before predicting")
+
+    # --------------------------------------------------------------- predict
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks for one prompt set, in original-image pixels.
+
+        Args:
+            point_coords: ``Nx2`` ``(x, y)`` pixels; point_labels: ``N`` (1 fg, 0 bg).
+            box: ``4`` XYXY pixels. mask_input: ``1x256x256`` logits from a previous call.
+            multimask_output: 3 masks (tokens 1..3) instead of 1 (token 0).
+            return_logits: return float logits instead of boolean masks.
+        Returns:
+            ``(masks CxHxW, iou_predictions C, low_res_logits Cx256x256)``.
+        """
+        coords = labels = boxes = masks_in = None
+        if point_coords is not None or point_labels is not None:
+            if point_coords is None or point_labels is None:
+                raise InputError("point_coords and point_labels must be given together")
+            coords = _as_float("point_coords", point_coords, "Nx2", 2, 2)[None]
+            labels = _as_float("point_labels", point_labels, "N", 1, None)[None]
+        if box is not None:
+            boxes = _as_float("box", box, "4 (XYXY)", 1, 4)[None]
+        if mask_input is not None:
+            masks_in = _as_float("mask_input", mask_input, "1x256x256", 3, None)[None]
+        m, s, low = self.predict_batch(coords, labels, boxes, masks_in, multimask_output, return_logits)
+        return m[0], s[0], low[0]
+
+    def predict_batch(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``B`` prompt sets in one decoder run: coords ``BxNx2``, labels ``BxN`` (-1 pads a
+        shorter set), boxes ``Bx4``, mask_input ``Bx1x256x256``.
+
+        Returns ``(masks BxCxHxW, iou_predictions BxC, low_res_logits BxCx256x256)``.
+        """
+        self._require_image()
+        coords, labels, boxes, mask_input, batch = self._check_batch(point_coords, point_labels,
+                                                                     boxes, mask_input)
+        spec = self.spec
+        frame_coords = P.transform_coords(coords, self.original_size, spec) if coords is not None else None
+        frame_boxes = P.transform_boxes(boxes, self.original_size, spec) if boxes is not None else None
+        pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch)
+        low = spec.low_res_size
+        has_mask = np.full((batch,), 1.0 if mask_input is not None else 0.0, dtype=np.float32)
+        if mask_input is None:
+            mask_input = np.zeros((batch, 1, low, low), dtype=np.float32)
+        feed = {"image_embeddings": self.features["image_embeddings"], "point_coords": pc,
+                "point_labels": pl, "mask_input": mask_input.astype(np.float32),
+                "has_mask_input": has_mask}
+        t0 = time.perf_counter()
+        out = self.bundle.decoder.run(feed)
+        t1 = time.perf_counter()
+        tokens = self._multi if multimask_output else self._single
+        low_res = out["low_res_masks"][:, tokens]
+        scores = out["iou_predictions"][:, tokens]
+        masks = P.postprocess_masks(low_res, self.input_size, self.original_size, spec)
+        if not return_logits:
+            masks = P.threshold_masks(masks, spec)
+        self.timings.update(decoder_ms=(t1 - t0) * 1e3, postprocess_ms=(time.perf_counter() - t1) * 1e3)
+        return masks, scores, low_res
+
+    def _check_batch(self, coords: Any, labels: Any, boxes: Any, mask_input: Any) -> tuple[Any, ...]:
+        sizes = []
+        if coords is not None or labels is not None:
+            if coords is None or labels is None:
+                raise InputError("point_coords and point_labels must be given together")
+            coords = _as_float("point_coords", coords, "BxNx2", 3, 2)
+            labels = _as_float("point_labels", labels, "BxN", 2, None)
+            if labels.shape != coords.shape[:2]:
+                raise InputError(f"point_labels shape {labels.shape} does not match point_coords "
+                                 f"{coords.shape} (expected {coords.shape[:2]})")
+            bad = ~np.isin(labels, _VALID_LABELS)
+            if bad.any():
+                raise InputError(f"point_labels must be 1 (foreground), 0 (background) or -1 "
+                                 f"(padding); got {sorted(set(labels[bad].tolist()))}")
+            sizes.append(coords.shape[0])
+        if boxes is not None:
+            boxes = _as_float("boxes", boxes, "Bx4 (XYXY)", 2, 4)
+            sizes.append(boxes.shape[0])
+        if mask_input is not None:
+            low = self.spec.low_res_size
+            mask_input = _as_float("mask_input", mask_input, f"Bx1x{low}x{low}", 4, low)
+            if mask_input.shape[1:] != (1, low, low):
+                raise InputError(f"mask_input must have shape Bx1x{low}x{low}, got {mask_input.shape}")
+            sizes.append(mask_input.shape[0])
+        if len(set(sizes)) > 1:
+            raise InputError(f"prompt batch sizes differ: {sizes}")
+        batch = sizes[0] if sizes else 1
+        if batch < 1:
+            raise InputError("empty prompt batch")
+        return coords, labels, boxes, mask_input, batch

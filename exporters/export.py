@@ -1,0 +1,153 @@
+"""Export a variant to a bundle folder, atomically, with parity figures in the manifest.
+
+The bundle is written into a temporary sibling folder and renamed into place only when
+every graph has been exported, checked and measured, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sam_sdk import __version__
+from edge_sam_sdk.bundle import FORMAT_VERSION, Bundle, sha256_file, sha256_tree, write_manifest
+from edge_sam_sdk.errors import EdgeSamError
+from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok, sample_feed
+from edge_sam_sdk.registry import VariantSpec, get_variant
+
+from .checkpoint import load_model, parse_synthetic
+from .model import DecoderGraph, EncoderGraph
+
+Progress = Callable[[str], None]
+TARGET_FILES = {"onnx": ".onnx"}
+
+
+def graph_modules(model: Any) -> dict[str, Any]:
+    return {"encoder": EncoderGraph(model).eval(), "decoder": DecoderGraph(model).eval()}
+
+
+def torch_outputs(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.inference_mode():
+        out = module(*[torch.from_numpy(feed[n]) for n in graph.input_names])
+    out = (out,) if isinstance(out, torch.Tensor) else out
+    return {n: t.numpy() for n, t in zip(graph.output_names, out, strict=True)}
+
+
+def measure_parity(backend: Any, module: Any, graph: GraphSpec,
+                   feed: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Run ``backend`` and the torch ``module`` on ``feed``; figures per output and overall ok."""
+    ref = torch_outputs(module, graph, feed)
+    got = backend.run(feed)
+    figures = {n: parity(ref[n], got[n]) for n in graph.output_names}
+    return {"outputs": figures, "ok": all(parity_ok(f, graph) for f in figures.values()),
+            "bound": {"max_abs_rel": graph.max_abs, "rel_l2": graph.rel_l2}}
+
+
+def checkpoint_facts(checkpoint: str) -> dict[str, Any]:
+    if parse_synthetic(checkpoint) is not None:
+        return {"source": checkpoint, "sha256": None}
+    return {"source": Path(checkpoint).name, "sha256": sha256_file(checkpoint)}
+
+
+def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "sdk_version": __version__,
+        "variant": spec.name,
+        "family": spec.family,
+        "decoder_kind": spec.decoder_kind,
+        "target": target,
+        "precision": precision,
+        "processing": spec.processing.to_dict(),
+        "license": spec.license,
+        "created_unix": int(time.time()),
+    }
+
+
+def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = "onnx",
+                  precision: str = "fp32", overwrite: bool = False, simplify: bool = True,
+                  progress: Progress | None = None) -> Path:
+    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``."""
+    say = progress or (lambda _msg: None)
+    spec = get_variant(variant)
+    if target not in TARGET_FILES:
+        raise EdgeSamError(f"unknown target {target!r}; supported: {sorted(TARGET_FILES)}")
+    if target not in spec.targets:
+        raise EdgeSamError(f"variant {variant} does not support target {target!r} "
+                           f"(supported: {list(spec.targets)})")
+    if precision != "fp32":
+        raise EdgeSamError(f"precision {precision!r} is not supported for {target} yet (fp32 only)")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise EdgeSamError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    say(f"[1/4] building {variant} and loading {checkpoint}")
+    model = load_model(spec, checkpoint)
+    specs, modules = graph_specs(spec), graph_modules(model)
+    manifest = base_manifest(spec, target, precision)
+    manifest["checkpoint"] = checkpoint_facts(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        manifest["graphs"], manifest["export_parity"] = {}, {}
+        for step, name in enumerate(("encoder", "decoder"), start=2):
+            graph, module = specs[name], modules[name]
+            file = name + TARGET_FILES[target]
+            say(f"[{step}/4] exporting {name} graph to {target} ({file})")
+            feed = sample_feed(graph)
+            facts = _export_target(target, module, graph, feed, tmp / file, simplify)
+            entry = graph.to_dict() | facts
+            entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
+            entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
+                                   for f in facts.get("data_files", [])]
+            manifest["graphs"][name] = entry
+        say("[4/4] checking parity of the exported graphs against torch")
+        from edge_sam_sdk.runtimes import backend_class, backend_for_target
+
+        cls = backend_class(backend_for_target(target))
+        for name in ("encoder", "decoder"):
+            backend = cls(tmp / manifest["graphs"][name]["file"])
+            figures = measure_parity(backend, modules[name], specs[name], sample_feed(specs[name]))
+            manifest["export_parity"][name] = figures
+            if not figures["ok"]:
+                raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
+        write_manifest(tmp, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"bundle written to {out}")
+    return out
+
+
+def _export_target(target: str, module: Any, graph: GraphSpec, feed: dict[str, np.ndarray],
+                   path: Path, simplify: bool) -> dict[str, Any]:
+    if target == "onnx":
+        from .onnx_export import export_onnx
+
+        return export_onnx(module, graph, feed, path, simplify=simplify)
+    raise EdgeSamError(f"unknown target {target!r}")
+
+
+def torch_bundle(variant: str, checkpoint: str, threads: int | None = None) -> Bundle:
+    """An in-memory bundle running our torch graphs (the reference backend)."""
+    from edge_sam_sdk.runtimes.torch_backend import TorchBackend
+
+    spec = get_variant(variant)
+    model = load_model(spec, checkpoint)
+    specs, modules = graph_specs(spec), graph_modules(model)
+    manifest = base_manifest(spec, "torch", "fp32")
+    manifest["graphs"] = {n: specs[n].to_dict() for n in specs}
+    manifest["checkpoint"] = checkpoint_facts(checkpoint)
+    enc, dec = (TorchBackend(modules[n], specs[n].input_names, specs[n].output_names, threads)
+                for n in ("encoder", "decoder"))
+    return Bundle(manifest, enc, dec, None)

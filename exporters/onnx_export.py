@@ -1,0 +1,74 @@
+"""ONNX target: TorchScript-based ``torch.onnx.export``, onnxsim, checker, external data."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge_sam_sdk.graphs import GraphSpec
+
+OPSET = 17
+_PROTOBUF_LIMIT = 2 * 1024**3 - 1024**2  # leave headroom below protobuf's 2 GiB
+
+
+def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.ndarray],
+                path: Path, simplify: bool = True) -> dict[str, Any]:
+    """Export ``module`` to ``path`` following ``graph`` (names, dynamic axes).
+
+    Graphs over 2 GiB (SAM ViT-H) are written with external data in ``<file>.data`` and
+    skip onnxsim (which cannot hold them in one protobuf). Returns export facts for the
+    manifest (opset, simplified, data file names).
+    """
+    import onnx
+
+    args = tuple(torch.from_numpy(feed[n]) for n in graph.input_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(), args, str(raw),
+                input_names=graph.input_names, output_names=graph.output_names,
+                dynamic_axes=graph.dynamic_axes() or None,
+                opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            )
+        model = onnx.load(str(raw))  # pulls in external data the exporter may have written
+    large = not _fits_bytesize(model) or model.ByteSize() > _PROTOBUF_LIMIT
+    simplified = False
+    if simplify and not large:
+        model, simplified = _simplify(model)
+    if large:
+        data_name = path.name + ".data"
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name, size_threshold=1024)
+        onnx.checker.check_model(str(path))
+        data_files = [data_name]
+    else:
+        onnx.checker.check_model(model)
+        onnx.save_model(model, str(path))
+        data_files = []
+    return {"opset": OPSET, "simplified": simplified, "data_files": data_files}
+
+
+def _fits_bytesize(model: Any) -> bool:
+    try:
+        model.ByteSize()
+        return True
+    except Exception:  # protobuf refuses to size messages over 2 GiB
+        return False
+
+
+def _simplify(model: Any) -> tuple[Any, bool]:
+    try:
+        import onnxsim
+    except ImportError:
+        warnings.warn("onnxsim is not installed; the ONNX graph is saved unsimplified "
+                      "(pip install 'edgesam[export]')", stacklevel=2)
+        return model, False
+    simplified, ok = onnxsim.simplify(model)
+    return (simplified, True) if ok else (model, False)

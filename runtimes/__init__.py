@@ -1,0 +1,76 @@
+"""Runtime backends behind one protocol (:class:`Backend`): numpy in, numpy out.
+
+Each backend lives in its own small module and is imported only when asked for, so a
+missing engine never breaks the others. ``open_graph`` picks by name or by file suffix.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, check_feed
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    target: str  #: bundle target whose graphs this backend runs
+    module: str  #: "module:Class", relative to this package
+    requires: str  #: the import that must succeed
+    extra: str  #: pip extra that installs it
+    suffixes: tuple[str, ...]
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    "onnxruntime": BackendInfo("onnxruntime", "onnx", ".onnxruntime_backend:OnnxRuntimeBackend",
+                               "onnxruntime", "onnx", (".onnx",)),
+    "torch": BackendInfo("torch", "torch", ".torch_backend:TorchBackend", "torch", "export", ()),
+}
+
+#: Default backend of each bundle target.
+TARGET_BACKENDS = {info.target: name for name, info in BACKENDS.items()}
+
+
+def backend_for_target(target: str) -> str:
+    try:
+        return TARGET_BACKENDS[target]
+    except KeyError:
+        raise ValueError(f"no runtime backend for target {target!r}") from None
+
+
+def backend_class(name: str) -> Any:
+    """The backend class ``name``; a missing package raises ``BackendNotAvailableError``."""
+    from edge_sam_sdk.errors import BackendNotAvailableError
+
+    if name not in BACKENDS:
+        raise BackendNotAvailableError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
+    info = BACKENDS[name]
+    try:
+        importlib.import_module(info.requires)
+    except ImportError:
+        hint = ("pip install torch==2.13.0 'edgesam[export]'" if info.extra == "export"
+                else f"pip install 'edgesam[{info.extra}]'")
+        raise BackendNotAvailableError(
+            f"backend {name!r} needs the package {info.requires!r}, which is not installed; "
+            f"install it with: {hint}") from None
+    module_name, cls = info.module.split(":")
+    return getattr(importlib.import_module(module_name, __name__), cls)
+
+
+def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backend:
+    """Load one graph file with ``backend`` (``"auto"``: chosen by the file suffix)."""
+    path = Path(path)
+    if backend == "auto":
+        matches = [n for n, i in BACKENDS.items() if path.suffix in i.suffixes]
+        if not matches:
+            raise ValueError(f"no backend runs {path.name!r} files")
+        backend = matches[0]
+    instance: Backend = backend_class(backend)(path, **options)
+    return instance
+
+
+__all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_class", "backend_for_target",
+           "check_feed", "open_graph"]

@@ -1,0 +1,56 @@
+"""onnxruntime backend (extra ``onnx``): CPU by default, providers and threads selectable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .base import check_feed
+
+
+class OnnxRuntimeBackend:
+    """Run an ``.onnx`` graph with onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file (external data next to it is found automatically).
+        providers: execution providers, default ``["CPUExecutionProvider"]``.
+        threads: intra-op threads (``None``: onnxruntime's default, all cores).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        available = ort.get_available_providers()
+        chosen = list(providers) if providers else ["CPUExecutionProvider"]
+        unknown = [p for p in chosen if p not in available]
+        if unknown:
+            from edge_sam_sdk.errors import BackendNotAvailableError
+
+            raise BackendNotAvailableError(
+                f"onnxruntime providers {unknown} are not available here (available: {available})")
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def inputs(self) -> list[str]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[str]:
+        return self._outputs
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feed(self, feed)
+        values = self.session.run(self._outputs, {k: np.ascontiguousarray(v) for k, v in feed.items()})
+        return dict(zip(self._outputs, values, strict=True))

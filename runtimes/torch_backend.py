@@ -1,0 +1,45 @@
+"""Torch reference backend: runs our torch graph modules (export extra; imported only on request)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .base import check_feed
+
+
+class TorchBackend:
+    """Wrap a torch ``nn.Module`` whose ``forward`` takes ``input_names`` positionally."""
+
+    name = "torch"
+
+    def __init__(self, module: Any, input_names: Sequence[str], output_names: Sequence[str],
+                 threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.module = module.eval()
+        self._inputs = list(input_names)
+        self._outputs = list(output_names)
+
+    @property
+    def inputs(self) -> list[str]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[str]:
+        return self._outputs
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        check_feed(self, feed)
+        with torch.inference_mode():
+            args = [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in self._inputs]
+            out = self.module(*args)
+        if isinstance(out, torch.Tensor):
+            out = (out,)
+        return {n: t.numpy() for n, t in zip(self._outputs, out, strict=True)}
