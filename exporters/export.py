@@ -119,6 +119,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             if not figures["ok"]:
                 raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
         write_manifest(tmp, manifest)
+        tmp.chmod(0o755)  # mkdtemp creates 0700
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -1,0 +1,245 @@
+"""The ``edgesam`` command line: list, export, predict, verify, bench, demo.
+
+Errors print one line (``edgesam: error: ...``) and exit with status 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import EdgeSamError, InputError
+
+
+def _floats(text: str, n: int, what: str) -> list[float]:
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != n:
+        raise argparse.ArgumentTypeError(f"{what} must be {n} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _point(text: str) -> list[float]:
+    x, y, label = _floats(text, 3, "--point X,Y,LABEL")
+    if label not in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"point label must be 1 (foreground) or 0 (background): {text!r}")
+    return [x, y, label]
+
+
+def _box(text: str) -> list[float]:
+    return _floats(text, 4, "--box X0,Y0,X1,Y1")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import get_variant, list_variants
+
+    print(f"{'variant':<16} {'family':<12} {'input':>5} {'decoder':<8} {'targets':<20} "
+          f"{'checkpoint':<24} license")
+    for name in list_variants():
+        s = get_variant(name)
+        print(f"{name:<16} {s.family:<12} {s.processing.input_size:>5} {s.decoder_kind:<8} "
+              f"{','.join(s.targets):<20} {','.join(s.checkpoint.files):<24} {s.license}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .exporters.export import export_bundle
+
+    t0 = time.perf_counter()
+    export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
+                  precision=args.precision, overwrite=args.overwrite,
+                  simplify=not args.no_simplify, progress=_say)
+    _say(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _predict(bundle_path: str, image: np.ndarray, points: list[list[float]], boxes: list[list[float]],
+             multimask: bool, backend: str, threads: int | None) -> tuple[Any, ...]:
+    from .bundle import load_bundle
+    from .predictor import SamPredictor
+
+    options = {"threads": threads} if threads else {}
+    predictor = SamPredictor(load_bundle(bundle_path, backend=backend, **options))
+    predictor.set_image(image)
+    kw: dict[str, Any] = {"multimask_output": multimask}
+    if points:
+        arr = np.array(points, dtype=np.float64)
+        kw.update(point_coords=arr[:, :2], point_labels=arr[:, 2])
+    if len(boxes) > 1:
+        if points:
+            raise InputError("several --box prompts cannot be combined with --point")
+        masks, scores, low = predictor.predict_batch(boxes=np.array(boxes), multimask_output=multimask)
+        best = np.argmax(scores, axis=1)
+        masks, scores, low = (a[np.arange(len(best)), best] for a in (masks, scores, low))
+    else:
+        if boxes:
+            kw["box"] = np.array(boxes[0])
+        masks, scores, low = predictor.predict(**kw)
+    return masks, scores, low, predictor.timings
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .visualize import load_image, overlay, save_png
+
+    if not args.point and not args.box:
+        raise InputError("give at least one prompt: --point X,Y,LABEL or --box X0,Y0,X1,Y1")
+    image = load_image(args.image)
+    masks, scores, low, timings = _predict(args.bundle, image, args.point or [], args.box or [],
+                                           args.multimask, args.backend, args.threads)
+    pts = np.array(args.point) if args.point else None
+    shown = masks[[int(np.argmax(scores))]] if args.multimask and not args.all_masks else masks
+    save_png(overlay(image, shown, None if pts is None else pts[:, :2],
+                     None if pts is None else pts[:, 2], args.box), args.out)
+    if args.save_npz:
+        np.savez_compressed(args.save_npz, masks=masks, iou_predictions=scores, low_res_logits=low)
+    print(json.dumps({"overlay": str(args.out), "iou_predictions": [round(float(s), 4) for s in scores],
+                      "mask_area": [int(m.sum()) for m in masks],
+                      "timings_ms": {k: round(v, 1) for k, v in timings.items()}}))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .exporters.verify import format_table, verify_bundle
+    from .visualize import demo_image, load_image
+
+    bundle = load_bundle(args.bundle, backend=args.backend)
+    image = load_image(args.image) if args.image else demo_image()
+    _say(f"verifying {args.bundle} ({bundle.variant}, {bundle.manifest['target']}) against "
+         f"torch with {args.checkpoint}")
+    report = verify_bundle(bundle, args.checkpoint, image)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_bundle
+    from .bundle import load_bundle
+
+    options = {"threads": args.threads} if args.threads else {}
+    bundle = load_bundle(args.bundle, backend=args.backend, **options)
+    _say(f"benchmarking {args.bundle}: {args.runs} runs after {args.warmup} warm-up")
+    result = bench_bundle(bundle, runs=args.runs, warmup=args.warmup)
+    result["threads"] = args.threads
+    e, d = result["encoder_ms"], result["decoder_ms"]
+    print(f"encoder: median {e['median']:.1f} ms  p90 {e['p90']:.1f} ms\n"
+          f"decoder: median {d['median']:.2f} ms  p90 {d['p90']:.2f} ms (per prompt)\n"
+          f"peak memory: {result['peak_rss_mb']:.0f} MiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .exporters.export import export_bundle
+    from .visualize import demo_image, overlay, save_png
+
+    out = Path(args.out)
+    bundle = out / f"{args.variant}_onnx"
+    if not (bundle / "manifest.json").exists() or args.checkpoint != "synthetic:0":
+        export_bundle(args.variant, args.checkpoint, bundle, overwrite=True, progress=_say)
+    image = demo_image()
+    save_png(image, out / "demo_image.png")
+    h, w = image.shape[:2]
+    points = [[0.3 * w, 0.55 * h, 1.0], [0.66 * w, 0.4 * h, 0.0]]
+    masks, scores, _, timings = _predict(str(bundle), image, points, [], True, "auto", None)
+    best = int(np.argmax(scores))
+    pts = np.array(points)
+    save_png(overlay(image, masks[[best]], pts[:, :2], pts[:, 2]), out / "demo_overlay.png")
+    summary = {"bundle": str(bundle), "overlay": str(out / "demo_overlay.png"),
+               "iou_predictions": [round(float(s), 4) for s in scores],
+               "timings_ms": {k: round(v, 1) for k, v in timings.items()}}
+    (out / "demo_timings.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    if args.checkpoint.startswith("synthetic:"):
+        _say("note: synthetic weights give meaningless masks; pass --checkpoint with an official "
+             "file for real segmentation")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgesam", description=__doc__.splitlines()[0] if __doc__ else "")
+    p.add_argument("--version", action="version", version=f"edgesam {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list registered variants and their targets").set_defaults(fn=cmd_list)
+
+    e = sub.add_parser("export", help="export a variant to a bundle")
+    e.add_argument("--variant", required=True)
+    e.add_argument("--checkpoint", required=True, help="official checkpoint file, or synthetic:SEED")
+    e.add_argument("--target", default="onnx")
+    e.add_argument("--precision", default="fp32")
+    e.add_argument("--out", required=True, help="bundle folder to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    e.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    e.set_defaults(fn=cmd_export)
+
+    r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")
+    r.add_argument("bundle")
+    r.add_argument("--image", required=True)
+    r.add_argument("--point", type=_point, action="append", help="X,Y,LABEL (1 fg, 0 bg); repeatable")
+    r.add_argument("--box", type=_box, action="append", help="X0,Y0,X1,Y1 pixels; repeatable")
+    r.add_argument("--multimask", action="store_true", help="3 candidate masks (best one drawn)")
+    r.add_argument("--all-masks", action="store_true", help="draw every returned mask")
+    r.add_argument("--out", required=True, help="overlay PNG to write")
+    r.add_argument("--save-npz", help="also save masks, scores and low-res logits")
+    r.add_argument("--backend", default="auto")
+    r.add_argument("--threads", type=int)
+    r.set_defaults(fn=cmd_predict)
+
+    v = sub.add_parser("verify", help="parity of a bundle against the torch model")
+    v.add_argument("bundle")
+    v.add_argument("--checkpoint", required=True, help="checkpoint file, or synthetic:SEED")
+    v.add_argument("--image", help="image for the end-to-end check (default: built-in demo image)")
+    v.add_argument("--backend", default="auto")
+    v.add_argument("--json", help="write the report as JSON")
+    v.set_defaults(fn=cmd_verify)
+
+    b = sub.add_parser("bench", help="encoder and per-prompt decoder latency")
+    b.add_argument("bundle")
+    b.add_argument("--runs", type=int, default=10)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--backend", default="auto")
+    b.add_argument("--json", help="write results as JSON")
+    b.set_defaults(fn=cmd_bench)
+
+    d = sub.add_parser("demo", help="export a variant and segment the built-in demo image")
+    d.add_argument("--variant", default="mobile_sam")
+    d.add_argument("--checkpoint", default="synthetic:0")
+    d.add_argument("--out", default="edgesam_demo")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except EdgeSamError as exc:
+        print(f"edgesam: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgesam: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
