@@ -73,7 +73,7 @@ def _predict(bundle_path: str, image: np.ndarray, points: list[list[float]], box
     from .bundle import load_bundle
     from .predictor import SamPredictor
 
-    options = {"threads": threads} if threads else {}
+    options: dict[str, Any] = {"threads": threads} if threads else {}
     predictor = SamPredictor(load_bundle(bundle_path, backend=backend, **options))
     predictor.set_image(image)
     kw: dict[str, Any] = {"multimask_output": multimask}
@@ -133,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_bundle
     from .bundle import load_bundle
 
-    options = {"threads": args.threads} if args.threads else {}
+    options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
     bundle = load_bundle(args.bundle, backend=args.backend, **options)
     _say(f"benchmarking {args.bundle}: {args.runs} runs after {args.warmup} warm-up")
     result = bench_bundle(bundle, runs=args.runs, warmup=args.warmup)

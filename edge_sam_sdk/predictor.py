@@ -48,6 +48,7 @@ class SamPredictor:
         self._multi = list(selection.get("multimask", [1, 2, 3]))
         self._single = list(selection.get("single", [0]))
         self.timings: dict[str, float] = {}
+        self.features: dict[str, np.ndarray] = {}
         self.reset_image()
 
     # ------------------------------------------------------------------ image
@@ -70,7 +71,7 @@ class SamPredictor:
 
     def reset_image(self) -> None:
         self.is_image_set = False
-        self.features: dict[str, np.ndarray] = {}
+        self.features = {}
         self.original_size = (0, 0)
         self.input_size = (0, 0)
 

@@ -180,7 +180,7 @@ class Golden:
         got = actual.reshape(-1)[idx].astype(np.float64)
         diff = np.abs(got - ref)
         scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
-        rel_l2 = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-12))
+        rel_l2 = float(np.linalg.norm(got - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
         gsum = float(self._z[f"{name}.sum"])
         asum = float(actual.astype(np.float64).sum())
         abs_sum = float(self._z[f"{name}.abs_sum"])

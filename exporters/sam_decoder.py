@@ -11,9 +11,9 @@ are two corner points with labels 2 and 3, which embeds them exactly as the offi
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
@@ -21,6 +21,8 @@ from .common import MLP, LayerNorm2d
 
 class PositionEmbeddingRandom(nn.Module):
     """Random Fourier features of normalized ``(x, y)`` coordinates (SAM)."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor
 
     def __init__(self, num_pos_feats: int = 128):
         super().__init__()
@@ -83,7 +85,7 @@ class PromptEncoder(nn.Module):
         labels = labels.unsqueeze(-1).to(pe.dtype)
         out = pe * (labels != -1).to(pe.dtype) + self.not_a_point_embed.weight * (labels == -1).to(pe.dtype)
         for i, emb in enumerate(self.point_embeddings):
-            out = out + emb.weight * (labels == i).to(pe.dtype)
+            out = out + cast(nn.Embedding, emb).weight * (labels == i).to(pe.dtype)
         return out
 
     def embed_mask(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,9 @@ class Attention(nn.Module):
     Input/output ``B x H x W x C``; the relative tables are ``(2*H-1) x head_dim``.
     """
 
+    idx_h: torch.Tensor
+    idx_w: torch.Tensor
+
     def __init__(self, dim: int, num_heads: int, input_size: tuple[int, int],
                  head_dim: int | None = None, qkv_dim: int | None = None):
         super().__init__()

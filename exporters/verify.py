@@ -68,12 +68,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def format_table(report: dict[str, Any]) -> str:
     lines = [f"{'check':<32} {'max_abs':>10} {'max_abs_rel':>12} {'rel_l2':>10} "
              f"{'mask_iou':>9} {'iou_diff':>9}  result"]
+    def cell(row: dict[str, Any], key: str, fmt: str = ".2e") -> str:
+        return format(row[key], fmt) if key in row else "-"
+
     for r in report["rows"]:
-        def f(key: str, fmt: str = ".2e") -> str:
-            return format(r[key], fmt) if key in r else "-"
-        lines.append(f"{r['check']:<32} {f('max_abs'):>10} {f('max_abs_rel'):>12} {f('rel_l2'):>10} "
-                     f"{f('mask_iou_min', '.4f'):>9} {f('iou_pred_max_diff', '.2e'):>9}  "
-                     f"{'ok' if r['ok'] else 'FAIL'}")
+        lines.append(f"{r['check']:<32} {cell(r, 'max_abs'):>10} {cell(r, 'max_abs_rel'):>12} "
+                     f"{cell(r, 'rel_l2'):>10} {cell(r, 'mask_iou_min', '.4f'):>9} "
+                     f"{cell(r, 'iou_pred_max_diff'):>9}  {'ok' if r['ok'] else 'FAIL'}")
     if not report["checkpoint_matches_manifest"]:
         lines.append("note: this checkpoint is not the one the bundle was exported from")
     lines.append("PASS" if report["ok"] else "FAIL")

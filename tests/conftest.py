@@ -1,0 +1,77 @@
+"""Shared fixtures: golden files (copied into tests/golden), the shared photos, bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_sam_sdk.registry import list_variants
+from edge_sam_sdk.testing import Golden
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+SHARED = ROOT.parent / "shared"
+TRUCK = SHARED / "images" / "truck.jpg"
+
+
+def golden(variant: str) -> Golden:
+    return Golden(GOLDEN_DIR / f"{variant}.npz")
+
+
+def golden_variants(require: str | None = None) -> list[str]:
+    """Registered variants whose golden file holds tensor ``require`` (all if None)."""
+    out = []
+    for v in list_variants():
+        path = GOLDEN_DIR / f"{v}.npz"
+        if path.exists() and (require is None or golden(v).has_tensor(require)):
+            out.append(v)
+    return out
+
+
+def heavy(variant: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if variant in ("sam_vit_l", "sam_vit_h") else []
+
+
+def variant_params(require: str | None = None) -> list[object]:
+    return [pytest.param(v, marks=heavy(v), id=v) for v in golden_variants(require)]
+
+
+@pytest.fixture(scope="session")
+def truck() -> np.ndarray:
+    if not TRUCK.exists():
+        pytest.skip(f"{TRUCK} is absent: the real-photo golden cases need ../shared/images/truck.jpg "
+                    "(it belongs to another repository and is not committed here)")
+    from edge_sam_sdk.visualize import load_image
+
+    return load_image(TRUCK)
+
+
+@pytest.fixture(scope="session")
+def models() -> dict[str, object]:
+    """Torch models with synthetic weights (seed 0), built once per variant."""
+    return {}
+
+
+def get_model(models: dict[str, object], variant: str) -> object:
+    from edge_sam_sdk.exporters.checkpoint import load_model
+    from edge_sam_sdk.registry import get_variant
+
+    if variant not in models:
+        models[variant] = load_model(get_variant(variant), "synthetic:0")
+    return models[variant]
+
+
+@pytest.fixture(scope="session")
+def onnx_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ONNX bundles exported with synthetic:0, built lazily once per variant."""
+    return {"_root": tmp_path_factory.mktemp("bundles")}
+
+
+def get_bundle(bundles: dict[str, Path], variant: str) -> Path:
+    from edge_sam_sdk.exporters.export import export_bundle
+
+    if variant not in bundles:
+        bundles[variant] = export_bundle(variant, "synthetic:0", bundles["_root"] / variant)
+    return bundles[variant]

@@ -1,0 +1,63 @@
+"""Official-style checkpoint files load strictly; mismatches and unsafe files are refused."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge_sam_sdk import CheckpointError  # noqa: E402
+from edge_sam_sdk.exporters.checkpoint import load_model  # noqa: E402
+from edge_sam_sdk.registry import get_variant  # noqa: E402
+from edge_sam_sdk.testing import synthetic_state_dict  # noqa: E402
+
+VARIANT = "sam_vit_b"
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    return synthetic_state_dict(get_variant(VARIANT).build_model().state_dict(), 3)
+
+
+def test_plain_state_dict_file_loads(state: dict, tmp_path: Path) -> None:
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save(state, path)
+    model = load_model(get_variant(VARIANT), str(path))
+    k = "image_encoder.pos_embed"
+    assert torch.equal(model.state_dict()[k], state[k])
+
+
+def test_mismatched_keys_are_named(state: dict, tmp_path: Path) -> None:
+    broken = dict(state)
+    broken.pop("mask_decoder.iou_token.weight")
+    broken["extra.weight"] = torch.zeros(1)
+    broken["image_encoder.pos_embed"] = torch.zeros(1, 32, 32, 768)
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(CheckpointError) as err:
+        load_model(get_variant(VARIANT), str(path))
+    msg = str(err.value)
+    assert "1 missing: mask_decoder.iou_token.weight" in msg
+    assert "1 unexpected: extra.weight" in msg
+    assert "image_encoder.pos_embed (1, 32, 32, 768) != (1, 64, 64, 768)" in msg
+
+
+class _Evil:
+    def __reduce__(self) -> tuple:
+        return (print, ("code ran",))
+
+
+def test_pickled_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"x": _Evil()}, f)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        load_model(get_variant(VARIANT), str(path))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(get_variant(VARIANT), str(tmp_path / "nope.pth"))

@@ -1,0 +1,86 @@
+"""Processing unit tests: Pillow-exact resize, coordinates, prompts, mask post-processing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_sam_sdk.errors import InputError
+from edge_sam_sdk.processing import (
+    ProcessingSpec,
+    decoder_prompts,
+    postprocess_masks,
+    preprocess,
+    resize_uint8,
+    resized_shape,
+    transform_boxes,
+    transform_coords,
+)
+
+SPEC = ProcessingSpec()
+PIL_FILTERS = {"pil_bilinear": Image.BILINEAR, "pil_bicubic": Image.BICUBIC}
+
+
+@pytest.mark.parametrize("interp", sorted(PIL_FILTERS))
+def test_resize_equals_pillow(interp: str) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w, oh, ow = (int(v) for v in rng.integers(1, 160, 4))
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ref = np.asarray(Image.fromarray(img).resize((ow, oh), PIL_FILTERS[interp]))
+        np.testing.assert_array_equal(resize_uint8(img, (oh, ow), interp), ref, err_msg=str((h, w, oh, ow)))
+
+
+def test_resized_shape_longest_side() -> None:
+    assert resized_shape((1200, 1800), 1024) == (683, 1024)
+    assert resized_shape((1800, 1200), 1024) == (1024, 683)
+    assert resized_shape((64, 64), 1024) == (1024, 1024)
+
+
+def test_preprocess_layout() -> None:
+    img = np.full((30, 60, 3), 200, np.uint8)
+    x, resized = preprocess(img, SPEC)
+    assert x.shape == (1, 3, 1024, 1024) and x.dtype == np.float32 and resized == (512, 1024)
+    np.testing.assert_allclose(x[0, 0, 0, 0], (200 - 123.675) / 58.395, rtol=1e-6)
+    assert np.all(x[:, :, 512:, :] == 0)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
+                                 np.zeros((4, 4, 4), np.uint8), [[1, 2, 3]]])
+def test_preprocess_rejects_bad_images(bad: object) -> None:
+    with pytest.raises(InputError):
+        preprocess(bad, SPEC)  # type: ignore[arg-type]
+
+
+def test_coords_and_boxes() -> None:
+    c = transform_coords(np.array([[1800.0, 1200.0], [0.0, 0.0]]), (1200, 1800), SPEC)
+    np.testing.assert_allclose(c, [[1024, 683], [0, 0]], rtol=1e-6)
+    b = transform_boxes(np.array([[0, 0, 900, 600]]), (1200, 1800), SPEC)
+    assert b.shape == (1, 2, 2)
+    np.testing.assert_allclose(b[0, 1], [512, 341.5], rtol=1e-6)
+
+
+def test_decoder_prompts_padding_and_boxes() -> None:
+    pts = np.array([[[10.0, 20.0]]])
+    labs = np.array([[1.0]])
+    c, lab = decoder_prompts(pts, labs, None)
+    assert c.shape == (1, 2, 2) and lab.tolist() == [[1.0, -1.0]]
+    c, lab = decoder_prompts(pts, labs, np.array([[[1.0, 2.0], [3.0, 4.0]]]))
+    assert lab.tolist() == [[1.0, 2.0, 3.0]] and c[0, 2].tolist() == [3.0, 4.0]
+    c, lab = decoder_prompts(None, None, None, batch=2)
+    assert c.shape == (2, 0, 2) and lab.shape == (2, 0)
+
+
+def test_postprocess_equals_torch_interpolate() -> None:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    low = rng.normal(size=(2, 3, 256, 256)).astype(np.float32)
+    resized, original = (683, 1024), (1200, 1800)
+    t = F.interpolate(torch.from_numpy(low), (1024, 1024), mode="bilinear", align_corners=False)
+    t = t[..., : resized[0], : resized[1]]
+    t = F.interpolate(t, original, mode="bilinear", align_corners=False).numpy()
+    ours = postprocess_masks(low, resized, original, SPEC)
+    assert ours.shape == (2, 3, 1200, 1800)
+    np.testing.assert_allclose(ours, t, atol=2e-4)  # float32 rounding of the composed matrices
