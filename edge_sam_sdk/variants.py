@@ -9,6 +9,15 @@ SAM_PROCESSING = ProcessingSpec()  # 1024 longest side, Pillow bilinear, SAM mea
 _SAM_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 
 
+#: sha256 of the official files as published (cross-checked against several public sources).
+_SHA256 = {
+    "sam_vit_b_01ec64.pth": "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    "sam_vit_l_0b3195.pth": "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    "mobile_sam.pt": "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+}
+
+
 def _sam_vit(size: str, file: str, description: str) -> VariantSpec:
     return VariantSpec(
         name=f"sam_vit_{size}",
@@ -16,7 +25,7 @@ def _sam_vit(size: str, file: str, description: str) -> VariantSpec:
         processing=SAM_PROCESSING,
         decoder_kind="sam",
         embedding_shape=(256, 64, 64),
-        checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL),
+        checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL, sha256={file: _SHA256[file]}),
         license="Apache-2.0",
         builder=f"edge_sam_sdk.exporters.builders:sam_vit_{size}",
         description=description,
@@ -49,6 +58,7 @@ def mobile_sam() -> VariantSpec:
         checkpoint=CheckpointSpec(
             files=("mobile_sam.pt",),
             url="https://github.com/ChaoningZhang/MobileSAM/tree/master/weights",
+            sha256={"mobile_sam.pt": _SHA256["mobile_sam.pt"]},
         ),
         license="Apache-2.0",
         builder="edge_sam_sdk.exporters.builders:mobile_sam",

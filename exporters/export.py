@@ -93,6 +93,12 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     specs, modules = graph_specs(spec), graph_modules(model)
     manifest = base_manifest(spec, target, precision)
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
+    digest = manifest["checkpoint"]["sha256"]
+    if digest is not None:
+        official = digest in spec.checkpoint.sha256.values()
+        manifest["checkpoint"]["official"] = official
+        say("checkpoint sha256 matches the official file" if official else
+            "checkpoint sha256 differs from the official file (fine-tuned weights?); exporting it as given")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
