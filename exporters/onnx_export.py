@@ -47,7 +47,7 @@ def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.nd
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=1024)
         onnx.checker.check_model(str(path))
-        data_files = [data_name]
+        data_files = [data_name] if (path.parent / data_name).exists() else []
     else:
         onnx.checker.check_model(model)
         onnx.save_model(model, str(path))
