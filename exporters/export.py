@@ -125,7 +125,9 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             if not figures["ok"]:
                 raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
         write_manifest(tmp, manifest)
-        tmp.chmod(0o755)  # mkdtemp creates 0700
+        tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -96,6 +96,8 @@ class Attention(nn.Module):
     """Windowed multi-head self-attention on ``BwxNxC`` (``N = window**2``) with its own
     pre-LayerNorm and LeViT-style learned biases indexed by the ``(|dy|, |dx|)`` offset."""
 
+    attention_bias_idxs: torch.Tensor
+
     def __init__(self, dim: int, num_heads: int, window: int):
         super().__init__()
         self.num_heads = num_heads
@@ -227,13 +229,15 @@ class TinyViT(nn.Module):
         self.layers = nn.ModuleList()
         for i in range(n):
             out_dim = embed_dims[i + 1] if i < n - 1 else None
+            layer: ConvLayer | BasicLayer
             if i == 0:
+                assert out_dim is not None, "stage 0 always merges"
                 layer = ConvLayer(embed_dims[0], depths[0], out_dim, mbconv_expand_ratio)
             else:
                 layer = BasicLayer(embed_dims[i], res, depths[i], num_heads[i], window_sizes[i],
                                    mlp_ratio, local_conv_size, out_dim)
             self.layers.append(layer)
-            if out_dim is not None:
+            if layer.downsample is not None:
                 res = (res - 1) // layer.downsample.stride + 1  # 3x3 conv, pad 1
         self.out_res = res  # 64 for 1024 input
         self.norm_head = nn.LayerNorm(embed_dims[-1])

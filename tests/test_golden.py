@@ -53,8 +53,6 @@ def test_state_keys_match_official(variant: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", variant_params("encoder.image_embeddings"))
 def test_encoder_golden(variant: str, backend: str, models: dict, onnx_bundles: dict) -> None:
-    if backend == "onnx" and variant in ("sam_vit_l", "sam_vit_h"):
-        pytest.skip("ONNX export of ViT-L/H is not part of the test run (time); see README")
     g = golden(variant)
     shape = tuple(g.meta["cases"]["encoder"]["input_shape"])
     x = synthetic_array(TAG_ENCODER_INPUT, shape, g.seed, -2.2, 2.7)

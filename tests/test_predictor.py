@@ -78,19 +78,11 @@ def test_predict_before_set_image(onnx_bundles: dict) -> None:
 
 
 def test_missing_backend_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
+    import sys
 
     from edge_sam_sdk import BackendNotAvailableError
     from edge_sam_sdk.runtimes import backend_class
 
-    real_import = builtins.__import__
-
-    def fake_import(name: str, *args: object, **kwargs: object) -> object:
-        if name == "onnxruntime":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(__import__("sys").modules, "onnxruntime", raising=False)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(BackendNotAvailableError, match=r"pip install 'edgesam\[onnx\]'"):
         backend_class("onnxruntime")
