@@ -16,12 +16,8 @@ class Backend(Protocol):
     """
 
     name: str
-
-    @property
-    def inputs(self) -> list[str]: ...
-
-    @property
-    def outputs(self) -> list[str]: ...
+    inputs: list[str]
+    outputs: list[str]
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 

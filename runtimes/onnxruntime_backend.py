@@ -39,18 +39,10 @@ class OnnxRuntimeBackend:
                 f"onnxruntime providers {unknown} are not available here (available: {available})")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
-        self._inputs = [i.name for i in self.session.get_inputs()]
-        self._outputs = [o.name for o in self.session.get_outputs()]
-
-    @property
-    def inputs(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[str]:
-        return self._outputs
+        self.inputs: list[str] = [i.name for i in self.session.get_inputs()]
+        self.outputs: list[str] = [o.name for o in self.session.get_outputs()]
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feed(self, feed)
-        values = self.session.run(self._outputs, {k: np.ascontiguousarray(v) for k, v in feed.items()})
-        return dict(zip(self._outputs, values, strict=True))
+        values = self.session.run(self.outputs, {k: np.ascontiguousarray(v) for k, v in feed.items()})
+        return dict(zip(self.outputs, values, strict=True))

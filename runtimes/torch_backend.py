@@ -22,24 +22,16 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(int(threads))
         self.module = module.eval()
-        self._inputs = list(input_names)
-        self._outputs = list(output_names)
-
-    @property
-    def inputs(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[str]:
-        return self._outputs
+        self.inputs: list[str] = list(input_names)
+        self.outputs: list[str] = list(output_names)
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         check_feed(self, feed)
         with torch.inference_mode():
-            args = [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in self._inputs]
+            args = [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in self.inputs]
             out = self.module(*args)
         if isinstance(out, torch.Tensor):
             out = (out,)
-        return {n: t.numpy() for n, t in zip(self._outputs, out, strict=True)}
+        return {n: t.numpy() for n, t in zip(self.outputs, out, strict=True)}
