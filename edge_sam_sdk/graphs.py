@@ -89,8 +89,9 @@ def decoder_spec(variant: VariantSpec) -> GraphSpec:
             TensorSpec("low_res_masks", ("B", m, low, low)),
             TensorSpec("iou_predictions", ("B", m)),
         ),
-        # Host-side token selection: multimask -> tokens 1..M-1, single -> token 0.
-        extra={"mask_selection": {"multimask": list(range(1, m)), "single": [0]}},
+        # Host-side token selection: multimask -> tokens 1..M-1, single -> the variant's.
+        extra={"mask_selection": {"multimask": list(range(1, m)),
+                                  "single": list(variant.single_mask_tokens)}},
     )
 
 

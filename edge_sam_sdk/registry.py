@@ -54,6 +54,8 @@ class VariantSpec:
         builder: ``"module:function"`` returning the torch ``SamModel`` (export side only).
         targets: export targets supported for this variant.
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
+        single_mask_tokens: tokens returned when one mask is asked for (SAM: token 0;
+            TinySAM's official decoder always returns tokens 1..3).
     """
 
     name: str
@@ -67,6 +69,7 @@ class VariantSpec:
     description: str = ""
     targets: tuple[str, ...] = ("onnx",)
     num_mask_tokens: int = 4
+    single_mask_tokens: tuple[int, ...] = (0,)
 
     def build_model(self) -> Any:
         """Import and call the torch builder (needs the ``export`` extra)."""

@@ -47,6 +47,49 @@ def sam_vit_h() -> VariantSpec:
     return _sam_vit("h", "sam_vit_h_4b8939.pth", "Segment Anything, ViT-H image encoder (636M)")
 
 
+def _slimsam(ratio: int, dims: str) -> VariantSpec:
+    return VariantSpec(
+        name=f"slimsam_{ratio}",
+        family="slimsam",
+        processing=SAM_PROCESSING,
+        decoder_kind="sam",
+        embedding_shape=(256, 64, 64),
+        checkpoint=CheckpointSpec(files=(f"SlimSAM-{ratio}-uniform.pth",),
+                                  url="https://github.com/czg1225/SlimSAM#model-checkpoints"),
+        license="Apache-2.0",
+        builder=f"edge_sam_sdk.exporters.builders:slimsam_{ratio}",
+        description=f"SlimSAM-{ratio} (uniform): SAM ViT-B pruned to {dims}",
+    )
+
+
+@register_variant
+def slimsam_50() -> VariantSpec:
+    return _slimsam(50, "embed 384, MLP 1536")
+
+
+@register_variant
+def slimsam_77() -> VariantSpec:
+    return _slimsam(77, "embed 168, MLP 696")
+
+
+@register_variant
+def tinysam() -> VariantSpec:
+    return VariantSpec(
+        name="tinysam",
+        family="tinysam",
+        processing=SAM_PROCESSING,
+        decoder_kind="sam",
+        embedding_shape=(256, 64, 64),
+        checkpoint=CheckpointSpec(files=("tinysam_42.3.pth", "tinysam.pth"),
+                                  url="https://github.com/xinghaochen/TinySAM"),
+        license="Apache-2.0",
+        builder="edge_sam_sdk.exporters.builders:tinysam",
+        description="TinySAM: TinyViT-5M (MobileSAM's architecture), full-stage distillation; "
+                    "always returns 3 masks",
+        single_mask_tokens=(1, 2, 3),
+    )
+
+
 @register_variant
 def mobile_sam() -> VariantSpec:
     return VariantSpec(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .model import SamModel, sam_model
-from .sam_vit import vit_encoder
+from .sam_vit import ImageEncoderViT, vit_encoder
 
 
 def sam_vit_b() -> SamModel:
@@ -22,3 +22,20 @@ def mobile_sam() -> SamModel:
     from .tiny_vit import TinyViT
 
     return sam_model(TinyViT())
+
+
+tinysam = mobile_sam  # TinySAM: MobileSAM's architecture, its own weights
+
+
+def _slimsam(embed_dim: int, mlp_dim: int) -> SamModel:
+    """SlimSAM uniform checkpoints: SAM ViT-B with pruned width (12 heads, explicit MLP dim)."""
+    return sam_model(ImageEncoderViT(embed_dim=embed_dim, depth=12, num_heads=12,
+                                     global_attn_indexes=(2, 5, 8, 11), mlp_dims=[mlp_dim] * 12))
+
+
+def slimsam_50() -> SamModel:
+    return _slimsam(384, 1536)
+
+
+def slimsam_77() -> SamModel:
+    return _slimsam(168, 696)

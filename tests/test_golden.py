@@ -41,6 +41,15 @@ def _assert_ok(cmp: Any) -> None:
     assert cmp.ok, str(cmp)
 
 
+def test_every_registered_variant_has_a_golden_file() -> None:
+    """Registry completeness: a variant is tested by being registered, so it needs a golden."""
+    from conftest import GOLDEN_DIR
+    from edge_sam_sdk.registry import list_variants
+
+    missing = [v for v in list_variants() if not (GOLDEN_DIR / f"{v}.npz").exists()]
+    assert not missing, f"registered variants without tests/golden/<variant>.npz: {missing}"
+
+
 @pytest.mark.parametrize("variant", variant_params())
 def test_state_keys_match_official(variant: str) -> None:
     g = golden(variant)
