@@ -64,7 +64,26 @@ def check_keys(model: nn.Module, state_dict: Mapping[str, Any], source: str) -> 
             if items:
                 more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
                 parts.append(f"{len(items)} {label}: {', '.join(items[:3])}{more}")
-        raise CheckpointError(f"{source} does not match the variant's keys: " + "; ".join(parts))
+        looks = lookalike_variants(state_dict)
+        hint = f"; it looks like a checkpoint of {' or '.join(looks)}" if looks else ""
+        raise CheckpointError(f"{source} does not match the variant's keys: " + "; ".join(parts) + hint)
+
+
+def lookalike_variants(state_dict: Mapping[str, Any]) -> list[str]:
+    """Registered variants whose key names and shapes equal ``state_dict``'s exactly.
+
+    Models are built on the ``meta`` device, so no memory is allocated for weights.
+    """
+    from edge_sam_sdk.registry import get_variant, list_variants
+
+    given = {k: tuple(getattr(v, "shape", ())) for k, v in state_dict.items()}
+    out = []
+    for name in list_variants():
+        with torch.device("meta"):
+            model = get_variant(name).build_model()
+        if {k: tuple(v.shape) for k, v in model.state_dict().items()} == given:
+            out.append(name)
+    return out
 
 
 def load_model(spec: VariantSpec, checkpoint: str) -> nn.Module:

@@ -45,6 +45,14 @@ def test_mismatched_keys_are_named(state: dict, tmp_path: Path) -> None:
     assert "image_encoder.pos_embed (1, 32, 32, 768) != (1, 64, 64, 768)" in msg
 
 
+def test_wrong_variant_is_named(tmp_path: Path) -> None:
+    other = get_variant("slimsam_77").build_model().state_dict()
+    path = tmp_path / "slim.pth"
+    torch.save(other, path)
+    with pytest.raises(CheckpointError, match="looks like a checkpoint of slimsam_77"):
+        load_model(get_variant(VARIANT), str(path))
+
+
 class _Evil:
     def __reduce__(self) -> tuple:
         return (print, ("code ran",))
