@@ -45,13 +45,14 @@ class VariantSpec:
     Attributes:
         name: registry key, e.g. ``"mobile_sam"``.
         family: model family (``"sam"``, ``"mobile_sam"``, ...).
-        processing: pre/post-processing (input size, mean/std, resize rule, mask size).
-        decoder_kind: decoder graph contract (``"sam"``: points/labels/mask_input in,
-            4 masks + 4 IoU scores out).
-        embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
         checkpoint: official checkpoint files and wrapping.
         license: license of the official weights/code.
         builder: ``"module:function"`` returning the torch ``SamModel`` (export side only).
+        processing: pre/post-processing (input size, mean/std, resize rule, mask size);
+            default: SAM's (1024 longest side, Pillow bilinear, SAM mean/std).
+        decoder_kind: decoder graph contract (``"sam"``: points/labels/mask_input in,
+            4 masks + 4 IoU scores out).
+        embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
         targets: export targets supported for this variant.
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
         single_mask_tokens: tokens returned when one mask is asked for (SAM: token 0;
@@ -60,12 +61,12 @@ class VariantSpec:
 
     name: str
     family: str
-    processing: ProcessingSpec
-    decoder_kind: str
-    embedding_shape: tuple[int, int, int]
     checkpoint: CheckpointSpec
     license: str
     builder: str
+    processing: ProcessingSpec = field(default_factory=ProcessingSpec)
+    decoder_kind: str = "sam"
+    embedding_shape: tuple[int, int, int] = (256, 64, 64)
     description: str = ""
     targets: tuple[str, ...] = ("onnx",)
     num_mask_tokens: int = 4

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from .processing import ProcessingSpec
 from .registry import CheckpointSpec, VariantSpec, register_variant
 
-SAM_PROCESSING = ProcessingSpec()  # 1024 longest side, Pillow bilinear, SAM mean/std
 _SAM_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 
 
@@ -22,9 +20,6 @@ def _sam_vit(size: str, file: str, description: str) -> VariantSpec:
     return VariantSpec(
         name=f"sam_vit_{size}",
         family="sam",
-        processing=SAM_PROCESSING,
-        decoder_kind="sam",
-        embedding_shape=(256, 64, 64),
         checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL, sha256={file: _SHA256[file]}),
         license="Apache-2.0",
         builder=f"edge_sam_sdk.exporters.builders:sam_vit_{size}",
@@ -51,9 +46,6 @@ def _slimsam(ratio: int, dims: str) -> VariantSpec:
     return VariantSpec(
         name=f"slimsam_{ratio}",
         family="slimsam",
-        processing=SAM_PROCESSING,
-        decoder_kind="sam",
-        embedding_shape=(256, 64, 64),
         checkpoint=CheckpointSpec(files=(f"SlimSAM-{ratio}-uniform.pth",),
                                   url="https://github.com/czg1225/SlimSAM#model-checkpoints"),
         license="Apache-2.0",
@@ -77,9 +69,6 @@ def tinysam() -> VariantSpec:
     return VariantSpec(
         name="tinysam",
         family="tinysam",
-        processing=SAM_PROCESSING,
-        decoder_kind="sam",
-        embedding_shape=(256, 64, 64),
         checkpoint=CheckpointSpec(files=("tinysam_42.3.pth", "tinysam.pth"),
                                   url="https://github.com/xinghaochen/TinySAM"),
         license="Apache-2.0",
@@ -95,9 +84,6 @@ def mobile_sam() -> VariantSpec:
     return VariantSpec(
         name="mobile_sam",
         family="mobile_sam",
-        processing=SAM_PROCESSING,
-        decoder_kind="sam",
-        embedding_shape=(256, 64, 64),
         checkpoint=CheckpointSpec(
             files=("mobile_sam.pt",),
             url="https://github.com/ChaoningZhang/MobileSAM/tree/master/weights",

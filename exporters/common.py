@@ -41,6 +41,19 @@ class MLP(nn.Module):
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 
+class MLPBlock(nn.Module):
+    """Transformer MLP: ``lin1``, activation, ``lin2`` (GELU in encoders, ReLU in SAM's decoder)."""
+
+    def __init__(self, dim: int, hidden: int, act: type[nn.Module] = nn.GELU):
+        super().__init__()
+        self.lin1 = nn.Linear(dim, hidden)
+        self.lin2 = nn.Linear(hidden, dim)
+        self.act = act()  # parameter-free: adds no state-dict keys
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(self.act(self.lin1(x)))
+
+
 def sam_neck(in_dim: int, out_dim: int = 256) -> nn.Sequential:
     """SAM's encoder neck: 1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d (keys ``neck.0..3``)."""
     return nn.Sequential(

@@ -16,7 +16,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from .common import MLP, LayerNorm2d
+from .common import MLP, LayerNorm2d, MLPBlock
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -119,16 +119,6 @@ class Attention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, n, nh * c))
 
 
-class MLPBlock(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.lin1 = nn.Linear(dim, hidden)
-        self.lin2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin2(torch.relu(self.lin1(x)))
-
-
 class TwoWayAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
                  skip_first_layer_pe: bool):
@@ -137,7 +127,7 @@ class TwoWayAttentionBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLPBlock(dim, mlp_dim)
+        self.mlp = MLPBlock(dim, mlp_dim, nn.ReLU)
         self.norm3 = nn.LayerNorm(dim)
         self.norm4 = nn.LayerNorm(dim)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import sam_neck
+from .common import MLPBlock, sam_neck
 
 
 def _rel_pos_index(size: int) -> torch.Tensor:
@@ -62,16 +62,6 @@ class Attention(nn.Module):
         attn = attn.reshape(b, nh, h * w, h * w).softmax(dim=-1)
         out = (attn @ v).reshape(b, nh, h, w, hd).permute(0, 2, 3, 1, 4).reshape(b, h, w, nh * hd)
         return self.proj(out)
-
-
-class MLPBlock(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.lin1 = nn.Linear(dim, hidden)
-        self.lin2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin2(F.gelu(self.lin1(x)))
 
 
 class Block(nn.Module):
