@@ -32,19 +32,12 @@ def graph_modules(model: Any) -> dict[str, Any]:
     return {"encoder": EncoderGraph(model).eval(), "decoder": DecoderGraph(model).eval()}
 
 
-def torch_outputs(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import torch
-
-    with torch.inference_mode():
-        out = module(*[torch.from_numpy(feed[n]) for n in graph.input_names])
-    out = (out,) if isinstance(out, torch.Tensor) else out
-    return {n: t.numpy() for n, t in zip(graph.output_names, out, strict=True)}
-
-
 def measure_parity(backend: Any, module: Any, graph: GraphSpec,
                    feed: dict[str, np.ndarray]) -> dict[str, Any]:
     """Run ``backend`` and the torch ``module`` on ``feed``; figures per output and overall ok."""
-    ref = torch_outputs(module, graph, feed)
+    from edge_sam_sdk.runtimes.torch_backend import TorchBackend
+
+    ref = TorchBackend(module, graph.input_names, graph.output_names).run(feed)
     got = backend.run(feed)
     figures = {n: parity(ref[n], got[n]) for n in graph.output_names}
     return {"outputs": figures, "ok": all(parity_ok(f, graph) for f in figures.values()),
