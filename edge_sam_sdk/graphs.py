@@ -90,7 +90,7 @@ def decoder_spec(variant: VariantSpec) -> GraphSpec:
             TensorSpec("iou_predictions", ("B", m)),
         ),
         # Host-side token selection: multimask -> tokens 1..M-1, single -> the variant's.
-        extra={"mask_selection": {"multimask": list(range(1, m)),
+        extra={"mask_selection": {"multimask": list(variant.multimask_tokens),
                                   "single": list(variant.single_mask_tokens)}},
     )
 

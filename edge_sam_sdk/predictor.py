@@ -93,14 +93,21 @@ class SamPredictor:
         mask_input: np.ndarray | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        num_multimask_outputs: int | None = None,
+        use_stability_score: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for one prompt set, in original-image pixels.
 
         Args:
             point_coords: ``Nx2`` ``(x, y)`` pixels; point_labels: ``N`` (1 fg, 0 bg).
             box: ``4`` XYXY pixels. mask_input: ``1x256x256`` logits from a previous call.
-            multimask_output: 3 masks (tokens 1..3) instead of 1 (token 0).
+            multimask_output: the variant's multimask tokens (SAM: 1..3) instead of its
+                single-mask token(s) (SAM: 0); ``manifest.graphs.decoder.extra.mask_selection``.
             return_logits: return float logits instead of boolean masks.
+            num_multimask_outputs: EdgeSAM's form, overrides ``multimask_output``: 1 (the
+                single mask), 3 (the multimask tokens) or 4 (every token).
+            use_stability_score: replace the predicted IoU by the stability score of each
+                low-res mask (EdgeSAM's recommendation; its IoU head is not distilled).
         Returns:
             ``(masks CxHxW, iou_predictions C, low_res_logits Cx256x256)``.
         """
@@ -114,7 +121,8 @@ class SamPredictor:
             boxes = _as_float("box", box, "4 (XYXY)", 1, 4)[None]
         if mask_input is not None:
             masks_in = _as_float("mask_input", mask_input, "1x256x256", 3, None)[None]
-        m, s, low = self.predict_batch(coords, labels, boxes, masks_in, multimask_output, return_logits)
+        m, s, low = self.predict_batch(coords, labels, boxes, masks_in, multimask_output, return_logits,
+                                       num_multimask_outputs, use_stability_score)
         return m[0], s[0], low[0]
 
     def predict_batch(
@@ -125,9 +133,12 @@ class SamPredictor:
         mask_input: np.ndarray | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        num_multimask_outputs: int | None = None,
+        use_stability_score: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``B`` prompt sets in one decoder run: coords ``BxNx2``, labels ``BxN`` (-1 pads a
-        shorter set), boxes ``Bx4``, mask_input ``Bx1x256x256``.
+        shorter set), boxes ``Bx4``, mask_input ``Bx1x256x256``; the options are
+        :meth:`predict`'s.
 
         Returns ``(masks BxCxHxW, iou_predictions BxC, low_res_logits BxCx256x256)``.
         """
@@ -137,7 +148,7 @@ class SamPredictor:
         spec = self.spec
         frame_coords = P.transform_coords(coords, self.original_size, spec) if coords is not None else None
         frame_boxes = P.transform_boxes(boxes, self.original_size, spec) if boxes is not None else None
-        pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch)
+        pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch, spec.pad_point)
         low = spec.low_res_size
         has_mask = np.full((batch,), 1.0 if mask_input is not None else 0.0, dtype=np.float32)
         if mask_input is None:
@@ -148,14 +159,25 @@ class SamPredictor:
         t0 = time.perf_counter()
         out = self.bundle.decoder.run(feed)
         t1 = time.perf_counter()
-        tokens = self._multi if multimask_output else self._single
+        tokens = self._tokens(multimask_output, num_multimask_outputs, out["low_res_masks"].shape[1])
         low_res = out["low_res_masks"][:, tokens]
         scores = out["iou_predictions"][:, tokens]
-        masks = P.postprocess_masks(low_res, self.input_size, self.original_size, spec)
+        if use_stability_score:
+            scores = P.stability_score(low_res, spec.mask_threshold)
+        masks = P.postprocess_masks(low_res, self.original_size, spec)
         if not return_logits:
             masks = P.threshold_masks(masks, spec)
         self.timings.update(decoder_ms=(t1 - t0) * 1e3, postprocess_ms=(time.perf_counter() - t1) * 1e3)
         return masks, scores, low_res
+
+    def _tokens(self, multimask_output: bool, num_multimask_outputs: int | None, total: int) -> list[int]:
+        if num_multimask_outputs is None:
+            return self._multi if multimask_output else self._single
+        choices = {1: self._single, len(self._multi): self._multi, total: list(range(total))}
+        if num_multimask_outputs not in choices:
+            raise InputError(f"num_multimask_outputs must be one of {sorted(choices)}, "
+                             f"got {num_multimask_outputs}")
+        return choices[num_multimask_outputs]
 
     def _check_batch(self, coords: Any, labels: Any, boxes: Any, mask_input: Any) -> tuple[Any, ...]:
         sizes = []

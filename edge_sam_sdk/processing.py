@@ -33,12 +33,21 @@ class ProcessingSpec:
 
     Attributes:
         input_size: side ``S`` of the square encoder input.
-        resize: ``"longest_side"`` (keep aspect, pad) -- the SAM rule.
+        resize: how the longest side is scaled to ``S`` (aspect kept, zero pad bottom/right):
+            ``"longest_side"`` -- SAM: sizes rounded (``int(x + 0.5)``), prompts scaled per
+            axis by ``new/old``; ``"longest_side_floor"`` -- NanoSAM: the short side
+            truncated (``int(S / aspect)``), prompts scaled by the exact ``S / max(H, W)``.
         interpolation: ``"pil_bilinear"`` or ``"pil_bicubic"`` (Pillow-exact).
         pixel_mean, pixel_std: per-channel RGB normalization in uint8 units.
-        prompt_frame: longest side of the frame prompts are given to the decoder in.
+        prompt_frame: longest side of the frame prompts are given to the decoder in (may
+            exceed ``S``: EfficientViT-SAM L encodes 512 px but keeps SAM's 1024 frame).
         low_res_size: side of the decoder's low-resolution logits.
         mask_threshold: logits above this are foreground.
+        pad_point: append a ``(0, 0)`` point labelled -1 when a prompt has no box (SAM's
+            prompt encoder does; NanoSAM's engine does not).
+        postprocess: ``"sam"`` -- bilinear upscale to the prompt frame, crop the resized
+            image, bilinear to the original size; ``"crop_low_res"`` -- NanoSAM: crop the
+            low-res logits to the image's share of them, one bilinear resize to the original.
     """
 
     input_size: int = 1024
@@ -49,6 +58,15 @@ class ProcessingSpec:
     prompt_frame: int = 1024
     low_res_size: int = 256
     mask_threshold: float = 0.0
+    pad_point: bool = True
+    postprocess: str = "sam"
+
+    def __post_init__(self) -> None:
+        for name, value, known in (("resize", self.resize, _RESIZE_RULES),
+                                   ("interpolation", self.interpolation, _FILTERS),
+                                   ("postprocess", self.postprocess, _POSTPROCESS)):
+            if value not in known:
+                raise InputError(f"unknown {name} {value!r}; known: {sorted(known)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,9 +153,21 @@ def resize_uint8(image: np.ndarray, size: tuple[int, int], interpolation: str = 
 # ------------------------------------------------------------------------ preprocessing
 
 
-def resized_shape(original_size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """``(h, w)`` after scaling the longest side of ``original_size`` to ``long_side``."""
+_RESIZE_RULES = ("longest_side", "longest_side_floor")
+_POSTPROCESS = ("sam", "crop_low_res")
+
+
+def resized_shape(original_size: tuple[int, int], long_side: int,
+                  rule: str = "longest_side") -> tuple[int, int]:
+    """``(h, w)`` after scaling the longest side of ``original_size`` to ``long_side``.
+
+    ``rule`` is a :attr:`ProcessingSpec.resize` value: SAM rounds both sides, NanoSAM
+    truncates the short side computed from the aspect ratio.
+    """
     h, w = original_size
+    if rule == "longest_side_floor":
+        aspect = w / h
+        return (int(long_side / aspect), long_side) if aspect >= 1 else (long_side, int(long_side * aspect))
     scale = long_side * 1.0 / max(h, w)
     return int(h * scale + 0.5), int(w * scale + 0.5)
 
@@ -158,9 +188,7 @@ def check_image(image: Any) -> np.ndarray:
 def preprocess(image: np.ndarray, spec: ProcessingSpec) -> tuple[np.ndarray, tuple[int, int]]:
     """Image ``HxWx3`` uint8 RGB -> (encoder input ``1x3xSxS`` float32, resized ``(h, w)``)."""
     check_image(image)
-    if spec.resize != "longest_side":
-        raise InputError(f"unsupported resize rule {spec.resize!r}")
-    new_h, new_w = resized_shape(image.shape[:2], spec.input_size)
+    new_h, new_w = resized_shape(image.shape[:2], spec.input_size, spec.resize)
     resized = resize_uint8(image, (new_h, new_w), spec.interpolation)
     mean = np.asarray(spec.pixel_mean, dtype=np.float32)
     std = np.asarray(spec.pixel_std, dtype=np.float32)
@@ -174,8 +202,11 @@ def preprocess(image: np.ndarray, spec: ProcessingSpec) -> tuple[np.ndarray, tup
 def transform_coords(coords: np.ndarray, original_size: tuple[int, int], spec: ProcessingSpec) -> np.ndarray:
     """Pixel ``(..., 2)`` ``(x, y)`` coordinates -> the decoder's prompt frame (float32)."""
     old_h, old_w = original_size
-    new_h, new_w = resized_shape(original_size, spec.prompt_frame)
     out = np.array(coords, dtype=np.float64, copy=True)
+    if spec.resize == "longest_side_floor":
+        out *= spec.prompt_frame / max(old_h, old_w)
+        return out.astype(np.float32)
+    new_h, new_w = resized_shape(original_size, spec.prompt_frame, spec.resize)
     out[..., 0] *= new_w / old_w
     out[..., 1] *= new_h / old_h
     return out.astype(np.float32)
@@ -205,26 +236,40 @@ def _bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
     return m
 
 
-def postprocess_masks(
-    low_res: np.ndarray,
-    resized_size: tuple[int, int],
-    original_size: tuple[int, int],
-    spec: ProcessingSpec,
-) -> np.ndarray:
+def postprocess_masks(low_res: np.ndarray, original_size: tuple[int, int],
+                      spec: ProcessingSpec) -> np.ndarray:
     """Low-res logits ``(..., L, L)`` -> logits ``(..., H, W)`` at the original size.
 
-    Equivalent to segment-anything's ``postprocess_masks``: bilinear upscale to ``SxS``,
-    crop to the resized image, bilinear resize to ``original_size``. The two linear steps
-    are composed into one matrix per axis.
+    ``"sam"``: segment-anything's ``postprocess_masks`` -- bilinear upscale to the prompt
+    frame ``F x F``, crop to the resized image in that frame, bilinear resize to
+    ``original_size``. ``"crop_low_res"``: crop the ``L x L`` logits to the image's share
+    (long side ``L``, short side truncated) and resize once. Each rule's linear steps are
+    composed into one matrix per axis.
     """
     low_res = np.asarray(low_res, dtype=np.float32)
     size = low_res.shape[-1]
-    s = spec.input_size
-    (h, w), (oh, ow) = resized_size, original_size
-    up = _bilinear_matrix(size, s)
-    ry = (_bilinear_matrix(h, oh) @ up[:h]).astype(np.float32)
-    rx = (_bilinear_matrix(w, ow) @ up[:w]).astype(np.float32)
-    return np.matmul(np.matmul(ry, low_res), rx.T)
+    oh, ow = original_size
+    if spec.postprocess == "crop_low_res":
+        lim_h, lim_w = (size, int(size * ow / oh)) if oh >= ow else (int(size * oh / ow), size)
+        ry, rx = np.zeros((oh, size)), np.zeros((ow, size))
+        ry[:, :lim_h] = _bilinear_matrix(lim_h, oh)
+        rx[:, :lim_w] = _bilinear_matrix(lim_w, ow)
+    else:
+        frame = spec.prompt_frame
+        h, w = resized_shape(original_size, frame, spec.resize)
+        up = _bilinear_matrix(size, frame)
+        ry = _bilinear_matrix(h, oh) @ up[:h]
+        rx = _bilinear_matrix(w, ow) @ up[:w]
+    return np.matmul(np.matmul(ry.astype(np.float32), low_res), rx.astype(np.float32).T)
+
+
+def stability_score(logits: np.ndarray, threshold: float = 0.0, offset: float = 1.0) -> np.ndarray:
+    """Per-mask ``#(logits > threshold + offset) / #(logits > threshold - offset)`` over the
+    last two axes (segment-anything's stability score; EdgeSAM ranks masks with it)."""
+    logits = np.asarray(logits)
+    hi = (logits > threshold + offset).sum(axis=(-2, -1), dtype=np.int64)
+    lo = (logits > threshold - offset).sum(axis=(-2, -1), dtype=np.int64)
+    return (hi / np.maximum(lo, 1)).astype(np.float32)
 
 
 def threshold_masks(logits: np.ndarray, spec: ProcessingSpec) -> np.ndarray:
@@ -240,13 +285,14 @@ def decoder_prompts(
     labels: np.ndarray | None,
     boxes: np.ndarray | None,
     batch: int = 1,
+    pad_point: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points and boxes (already in the prompt frame) -> the decoder's ``point_coords``
     ``BxNx2`` and ``point_labels`` ``BxN`` float32.
 
     ``coords`` is ``BxNx2`` with ``labels`` ``BxN``; ``boxes`` is ``Bx2x2`` corners. Box
     corners follow the points with labels 2 and 3. Without a box, one padding point
-    ``(0, 0)`` with label -1 is appended (as SAM's prompt encoder does). With neither
+    ``(0, 0)`` with label -1 is appended if ``pad_point`` (as SAM's prompt encoder does). With neither
     points nor box the result has ``N = 0``.
     """
     parts_c: list[np.ndarray] = []
@@ -259,7 +305,7 @@ def decoder_prompts(
         batch = boxes.shape[0]
         parts_c.append(np.asarray(boxes, dtype=np.float32).reshape(batch, 2, 2))
         parts_l.append(np.tile(np.array([[2.0, 3.0]], dtype=np.float32), (batch, 1)))
-    elif coords is not None:
+    elif coords is not None and pad_point:
         parts_c.append(np.zeros((batch, 1, 2), dtype=np.float32))
         parts_l.append(np.full((batch, 1), -1.0, dtype=np.float32))
     if not parts_c:

@@ -12,7 +12,7 @@ import pytest
 from conftest import get_bundle, get_model, golden, variant_params
 from edge_sam_sdk import SamPredictor, load_bundle
 from edge_sam_sdk.graphs import graph_specs
-from edge_sam_sdk.processing import decoder_prompts
+from edge_sam_sdk.processing import decoder_prompts, stability_score
 from edge_sam_sdk.registry import get_variant
 from edge_sam_sdk.testing import (
     TAG_EMBEDDINGS,
@@ -69,14 +69,28 @@ def test_encoder_golden(variant: str, backend: str, models: dict, onnx_bundles: 
     _assert_ok(g.compare("encoder.image_embeddings", out["image_embeddings"]))
 
 
-def _decoder_feed(g: Golden, case: dict[str, Any]) -> dict[str, np.ndarray]:
+def _case_tokens(variant: str, case: dict[str, Any]) -> list[int]:
+    """Mask tokens the official predictor returned in ``case`` (``meta["cases"]``)."""
+    spec = get_variant(variant)
+    n = case.get("num_multimask_outputs")  # EdgeSAM's form
+    if n == spec.num_mask_tokens:
+        return list(range(n))
+    if n == 1 or case.get("multimask_output") is False:
+        return list(spec.single_mask_tokens)
+    return list(spec.multimask_tokens)  # True, 3, or None (NanoSAM: every token)
+
+
+def _decoder_feed(g: Golden, case: dict[str, Any], pad_point: bool) -> dict[str, np.ndarray]:
     coords = labels = boxes = None
     if case["point_coords"] is not None:
         coords = np.asarray(case["point_coords"], np.float32)
         labels = np.asarray(case["point_labels"], np.float32)
     if case["box"] is not None:
         boxes = np.asarray(case["box"], np.float32).reshape(1, 2, 2)
-    pc, pl = decoder_prompts(coords, labels, boxes)
+    pc, pl = decoder_prompts(coords, labels, boxes, pad_point=pad_point)
+    if "model_point_coords" in case:  # the golden states the exact decoder inputs
+        np.testing.assert_array_equal(pc, case["model_point_coords"])
+        np.testing.assert_array_equal(pl, case["model_point_labels"])
     mask = synthetic_array(TAG_MASK_INPUT, (1, 1, 256, 256), g.seed, -8.0, 8.0)
     return {"image_embeddings": synthetic_array(TAG_EMBEDDINGS, (1, 256, 64, 64), g.seed, -1.0, 1.0),
             "point_coords": pc, "point_labels": pl,
@@ -89,13 +103,38 @@ def _decoder_feed(g: Golden, case: dict[str, Any]) -> dict[str, np.ndarray]:
 def test_decoder_golden(variant: str, backend: str, models: dict, onnx_bundles: dict) -> None:
     g = golden(variant)
     decoder = _graphs(variant, backend, models, onnx_bundles)["decoder"]
+    pad_point = get_variant(variant).processing.pad_point
     for case in g.cases("decoder"):
         c = g.case(f"decoder.{case}")
-        out = decoder.run(_decoder_feed(g, c))
-        tokens = slice(1, None) if c["multimask_output"] else slice(0, 1)
+        out = decoder.run(_decoder_feed(g, c, pad_point))
+        tokens = _case_tokens(variant, c)
         _assert_ok(g.compare(f"decoder.{case}.low_res_masks", out["low_res_masks"][:, tokens]))
         np.testing.assert_allclose(out["iou_predictions"][:, tokens],
                                    g[f"decoder.{case}.iou_predictions"], atol=1e-3)
+        if f"decoder.{case}.stability_scores" in g:
+            np.testing.assert_allclose(stability_score(out["low_res_masks"][:, tokens]),
+                                       g[f"decoder.{case}.stability_scores"], atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", variant_params("export_decoder.one_point.masks"))
+def test_official_export_decoder_golden(variant: str, backend: str, models: dict, onnx_bundles: dict) -> None:
+    """EdgeSAM's own ONNX/Core ML decoder (points as given, no mask input, all 4 masks)
+    equals our decoder graph fed the same points with ``has_mask_input = 0``."""
+    g = golden(variant)
+    decoder = _graphs(variant, backend, models, onnx_bundles)["decoder"]
+    for case in g.cases("export_decoder"):
+        c = g.case(f"export_decoder.{case}")
+        emb = synthetic_array(c["embeddings_tag"], (1, 256, 64, 64), g.seed, -1.0, 1.0)
+        out = decoder.run({"image_embeddings": emb,
+                           "point_coords": np.asarray(c["point_coords"], np.float32),
+                           "point_labels": np.asarray(c["point_labels"], np.float32),
+                           "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                           "has_mask_input": np.zeros((1,), np.float32)})
+        _assert_ok(g.compare(f"export_decoder.{case}.masks", out["low_res_masks"]))
+        np.testing.assert_allclose(out["iou_predictions"], g[f"export_decoder.{case}.scores"], atol=1e-3)
+        np.testing.assert_allclose(stability_score(out["low_res_masks"]),
+                                   g[f"export_decoder.{case}.stability_scores"], atol=1e-3)
 
 
 def _e2e_predictor(variant: str, backend: str, models: dict, bundles: dict) -> SamPredictor:
@@ -123,7 +162,10 @@ def test_e2e_golden(variant: str, backend: str, truck: np.ndarray, models: dict,
     previous = None
     for case in g.cases("e2e"):
         c = g.case(f"e2e.{case}")
-        kw: dict[str, Any] = {"multimask_output": c["multimask_output"]}
+        kw: dict[str, Any] = {"multimask_output": c.get("multimask_output") is not False}
+        for key in ("num_multimask_outputs", "use_stability_score"):
+            if key in c:
+                kw[key] = c[key]
         if c.get("point_coords") is not None:
             kw.update(point_coords=np.array(c["point_coords"]), point_labels=np.array(c["point_labels"]))
         if c.get("box") is not None:

@@ -68,6 +68,8 @@ def test_decoder_prompts_padding_and_boxes() -> None:
     assert c.shape == (1, 2, 2) and lab.tolist() == [[1.0, -1.0]]
     c, lab = decoder_prompts(pts, labs, np.array([[[1.0, 2.0], [3.0, 4.0]]]))
     assert lab.tolist() == [[1.0, 2.0, 3.0]] and c[0, 2].tolist() == [3.0, 4.0]
+    c, lab = decoder_prompts(pts, labs, None, pad_point=False)
+    assert c.shape == (1, 1, 2) and lab.tolist() == [[1.0]]
     c, lab = decoder_prompts(None, None, None, batch=2)
     assert c.shape == (2, 0, 2) and lab.shape == (2, 0)
 
@@ -81,6 +83,45 @@ def test_postprocess_equals_torch_interpolate() -> None:
     t = F.interpolate(torch.from_numpy(low), (1024, 1024), mode="bilinear", align_corners=False)
     t = t[..., : resized[0], : resized[1]]
     t = F.interpolate(t, original, mode="bilinear", align_corners=False).numpy()
-    ours = postprocess_masks(low, resized, original, SPEC)
+    ours = postprocess_masks(low, original, SPEC)
     assert ours.shape == (2, 3, 1200, 1800)
     np.testing.assert_allclose(ours, t, atol=2e-4)  # float32 rounding of the composed matrices
+
+
+def test_crop_low_res_postprocess_equals_torch() -> None:
+    """NanoSAM's rule: crop the low-res logits (short side truncated), resize once."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    low = np.random.default_rng(2).normal(size=(1, 4, 256, 256)).astype(np.float32)
+    spec = ProcessingSpec(postprocess="crop_low_res")
+    for original, lim in (((1200, 1800), (170, 256)), ((1800, 1200), (256, 170))):
+        t = torch.from_numpy(low)[..., : lim[0], : lim[1]]
+        t = F.interpolate(t, original, mode="bilinear", align_corners=False).numpy()
+        np.testing.assert_allclose(postprocess_masks(low, original, spec), t, atol=2e-4)
+
+
+def test_floor_resize_rule_and_exact_prompt_scale() -> None:
+    """NanoSAM: int() truncation of the short side, prompts scaled by 1024 / max(H, W)."""
+    assert resized_shape((1200, 1800), 1024, "longest_side_floor") == (682, 1024)
+    assert resized_shape((1800, 1200), 1024, "longest_side_floor") == (1024, 682)
+    spec = ProcessingSpec(resize="longest_side_floor")
+    np.testing.assert_allclose(transform_coords(np.array([[900.0, 600.0]]), (1200, 1800), spec),
+                               [[512.0, 341.3333]], rtol=1e-6)
+    x, resized = preprocess(np.zeros((1200, 1800, 3), np.uint8), spec)
+    assert resized == (682, 1024) and x.shape == (1, 3, 1024, 1024)
+
+
+def test_prompt_frame_larger_than_input() -> None:
+    """EfficientViT-SAM L: 512 px encoder input, prompts and post-processing in the 1024 frame."""
+    spec = ProcessingSpec(input_size=512, prompt_frame=1024)
+    _, resized = preprocess(np.zeros((1200, 1800, 3), np.uint8), spec)
+    assert resized == (341, 512)
+    np.testing.assert_allclose(transform_coords(np.array([[1800.0, 1200.0]]), (1200, 1800), spec),
+                               [[1024.0, 683.0]], rtol=1e-6)
+
+
+def test_unknown_processing_rules_are_refused() -> None:
+    with pytest.raises(InputError, match="unknown postprocess"):
+        ProcessingSpec(postprocess="nearest")
+    with pytest.raises(InputError, match="unknown resize"):
+        ProcessingSpec(resize="stretch")
