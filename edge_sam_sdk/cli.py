@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a variant to a bundle")
     e.add_argument("--variant", required=True)
-    e.add_argument("--checkpoint", required=True, help="official checkpoint file, or synthetic:SEED")
+    e.add_argument("--checkpoint", required=True,
+                   help="official checkpoint file (NanoSAM: two joined with ','), or synthetic:SEED")
     e.add_argument("--target", default="onnx")
     e.add_argument("--precision", default="fp32")
     e.add_argument("--out", required=True, help="bundle folder to write")

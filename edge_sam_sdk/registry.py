@@ -23,12 +23,27 @@ from .processing import ProcessingSpec
 
 
 @dataclass(frozen=True)
+class CheckpointPart:
+    """One file of a checkpoint that the official code assembles from several files.
+
+    ``keep`` lists the model-key prefixes taken from this file (empty: every key);
+    ``wrapper`` and ``prefix`` are as in :class:`CheckpointSpec`.
+    """
+
+    file: str
+    wrapper: str | None = None
+    prefix: str = ""
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CheckpointSpec:
     """Where users get an official checkpoint and how its state dict is stored.
 
     ``wrapper`` is the key under which the file nests the state dict (``None``: the file
     is the state dict itself). ``prefix`` is prepended to every file key to reach the
-    model's key names (``""`` when they already match).
+    model's key names (``""`` when they already match). A variant whose weights come
+    from several files (NanoSAM) lists them as ``parts``, in the order users pass them.
     """
 
     files: tuple[str, ...]
@@ -36,6 +51,7 @@ class CheckpointSpec:
     wrapper: str | None = None
     prefix: str = ""
     sha256: dict[str, str] = field(default_factory=dict)
+    parts: tuple[CheckpointPart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class VariantSpec:
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
         single_mask_tokens: tokens returned when one mask is asked for (SAM: token 0;
             TinySAM's official decoder always returns tokens 1..3).
+        multimask_tokens: tokens returned for ``multimask_output=True`` (SAM: 1..3;
+            NanoSAM's official engine returns all four).
     """
 
     name: str
@@ -71,6 +89,7 @@ class VariantSpec:
     targets: tuple[str, ...] = ("onnx",)
     num_mask_tokens: int = 4
     single_mask_tokens: tuple[int, ...] = (0,)
+    multimask_tokens: tuple[int, ...] = (1, 2, 3)
 
     def build_model(self) -> Any:
         """Import and call the torch builder (needs the ``export`` extra)."""

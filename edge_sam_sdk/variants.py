@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .registry import CheckpointSpec, VariantSpec, register_variant
+from .processing import ProcessingSpec
+from .registry import CheckpointPart, CheckpointSpec, VariantSpec, register_variant
 
 _SAM_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 
@@ -92,4 +93,27 @@ def mobile_sam() -> VariantSpec:
         license="Apache-2.0",
         builder="edge_sam_sdk.exporters.builders:mobile_sam",
         description="MobileSAM: TinyViT-5M encoder distilled from SAM ViT-H, SAM decoder",
+    )
+
+
+@register_variant
+def nanosam() -> VariantSpec:
+    return VariantSpec(
+        name="nanosam",
+        family="nanosam",
+        checkpoint=CheckpointSpec(
+            files=("checkpoint.pth", "mobile_sam.pt"),
+            url="https://github.com/NVIDIA-AI-IOT/nanosam (encoder: tools/train.py output; "
+                "decoder: MobileSAM's mobile_sam.pt)",
+            sha256={"mobile_sam.pt": _SHA256["mobile_sam.pt"]},
+            parts=(CheckpointPart("checkpoint.pth", wrapper="model", prefix="image_encoder."),
+                   CheckpointPart("mobile_sam.pt", keep=("prompt_encoder.", "mask_decoder."))),
+        ),
+        license="Apache-2.0",
+        builder="edge_sam_sdk.exporters.builders:nanosam",
+        description="NanoSAM: ResNet-18 encoder distilled from MobileSAM, MobileSAM decoder; "
+                    "returns all 4 masks, no padding point",
+        processing=ProcessingSpec(resize="longest_side_floor", interpolation="pil_bicubic",
+                                  pad_point=False, postprocess="crop_low_res"),
+        multimask_tokens=(0, 1, 2, 3),
     )

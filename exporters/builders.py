@@ -39,3 +39,9 @@ def slimsam_50() -> SamModel:
 
 def slimsam_77() -> SamModel:
     return _slimsam(168, 696)
+
+
+def nanosam() -> SamModel:
+    from .nanosam import NanoSamEncoder
+
+    return sam_model(NanoSamEncoder())

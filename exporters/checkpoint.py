@@ -23,9 +23,12 @@ def parse_synthetic(source: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_state_dict(path: str | Path, spec: VariantSpec) -> dict[str, torch.Tensor]:
-    """Read an official checkpoint with ``torch.load(weights_only=True)`` and unwrap it."""
-    path = Path(path)
+def split_checkpoint(checkpoint: str) -> list[str]:
+    """``"a.pth,b.pt"`` -> ``["a.pth", "b.pt"]`` (variants assembled from several files)."""
+    return [p.strip() for p in checkpoint.split(",") if p.strip()]
+
+
+def _load_file(path: Path, wrapper: str | None) -> Mapping[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -36,15 +39,35 @@ def read_state_dict(path: str | Path, spec: VariantSpec) -> dict[str, torch.Tens
             f"cannot read {path} as a weights-only torch checkpoint ({first[:200]}); "
             "files that need pickled code are refused for safety"
         ) from None
-    wrapper = spec.checkpoint.wrapper
     if wrapper is not None:
         if not isinstance(obj, Mapping) or wrapper not in obj:
             raise CheckpointError(f"{path}: expected the state dict under key {wrapper!r}")
         obj = obj[wrapper]
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
-    prefix = spec.checkpoint.prefix
-    return {prefix + str(k): v for k, v in obj.items()}
+    return obj
+
+
+def read_state_dict(checkpoint: str | Path, spec: VariantSpec) -> dict[str, torch.Tensor]:
+    """Read an official checkpoint with ``torch.load(weights_only=True)`` and unwrap it.
+
+    A variant with ``checkpoint.parts`` takes one path per part, joined with ``,``.
+    """
+    ck = spec.checkpoint
+    if not ck.parts:
+        obj = _load_file(Path(checkpoint), ck.wrapper)
+        return {ck.prefix + str(k): v for k, v in obj.items()}
+    paths = split_checkpoint(str(checkpoint))
+    if len(paths) != len(ck.parts):
+        names = ",".join(p.file for p in ck.parts)
+        raise CheckpointError(f"{spec.name} is assembled from {len(ck.parts)} checkpoint files; pass "
+                              f"them joined with ',' in this order: {names} (got {len(paths)})")
+    out: dict[str, torch.Tensor] = {}
+    for path, part in zip(paths, ck.parts, strict=True):
+        obj = _load_file(Path(path), part.wrapper)
+        keys = {part.prefix + str(k): v for k, v in obj.items()}
+        out.update({k: v for k, v in keys.items() if not part.keep or k.startswith(part.keep)})
+    return out
 
 
 def check_keys(model: nn.Module, state_dict: Mapping[str, Any], source: str) -> None:

@@ -21,7 +21,7 @@ from edge_sam_sdk.errors import EdgeSamError
 from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok, sample_feed
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
-from .checkpoint import load_model, parse_synthetic
+from .checkpoint import load_model, parse_synthetic, split_checkpoint
 from .model import DecoderGraph, EncoderGraph
 
 Progress = Callable[[str], None]
@@ -45,9 +45,12 @@ def measure_parity(backend: Any, module: Any, graph: GraphSpec,
 
 
 def checkpoint_facts(checkpoint: str) -> dict[str, Any]:
+    """``source`` (file names) and ``sha256`` (one digest per file, ``,``-joined) of a checkpoint."""
     if parse_synthetic(checkpoint) is not None:
         return {"source": checkpoint, "sha256": None}
-    return {"source": Path(checkpoint).name, "sha256": sha256_file(checkpoint)}
+    paths = split_checkpoint(checkpoint)
+    return {"source": ",".join(Path(p).name for p in paths),
+            "sha256": ",".join(sha256_file(p) for p in paths)}
 
 
 def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, Any]:
@@ -88,7 +91,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
     digest = manifest["checkpoint"]["sha256"]
     if digest is not None:
-        official = digest in spec.checkpoint.sha256.values()
+        official = all(d in spec.checkpoint.sha256.values() for d in digest.split(","))
         manifest["checkpoint"]["official"] = official
         say("checkpoint sha256 matches the official file" if official else
             "checkpoint sha256 differs from the official file (fine-tuned weights?); exporting it as given")

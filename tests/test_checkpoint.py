@@ -69,3 +69,20 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load_model(get_variant(VARIANT), str(tmp_path / "nope.pth"))
+
+
+def test_nanosam_is_assembled_from_two_official_files(tmp_path: Path) -> None:
+    """NanoSAM: encoder from its training checkpoint (``{"model": ...}``, no prefix) and
+    the prompt encoder/decoder from MobileSAM's file, whose TinyViT keys are ignored."""
+    spec = get_variant("nanosam")
+    full = synthetic_state_dict(spec.build_model().state_dict(), 5)
+    enc = {k.removeprefix("image_encoder."): v for k, v in full.items() if k.startswith("image_encoder.")}
+    torch.save({"model": enc, "epoch": 3}, tmp_path / "checkpoint.pth")
+    mobile = {k: v for k, v in full.items() if not k.startswith("image_encoder.")}
+    mobile["image_encoder.patch_embed.seq.0.c.weight"] = torch.zeros(8, 3, 3, 3)  # TinyViT, unused
+    torch.save(mobile, tmp_path / "mobile_sam.pt")
+    model = load_model(spec, f"{tmp_path / 'checkpoint.pth'},{tmp_path / 'mobile_sam.pt'}")
+    for k in ("image_encoder.pos_embedding", "mask_decoder.iou_token.weight"):
+        assert torch.equal(model.state_dict()[k], full[k])
+    with pytest.raises(CheckpointError, match="2 checkpoint files.*checkpoint.pth,mobile_sam.pt"):
+        load_model(spec, str(tmp_path / "checkpoint.pth"))
