@@ -121,15 +121,15 @@ class Attention(nn.Module):
 
 class TwoWayAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
-                 skip_first_layer_pe: bool):
+                 skip_first_layer_pe: bool, norm_eps: float = 1e-5):
         super().__init__()
         self.self_attn = Attention(dim, num_heads)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLPBlock(dim, mlp_dim, nn.ReLU)
-        self.norm3 = nn.LayerNorm(dim)
-        self.norm4 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm4 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
@@ -150,18 +150,21 @@ class TwoWayAttentionBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    """Tokens attend to the image and back, ``depth`` times, then a final token->image pass."""
+    """Tokens attend to the image and back, ``depth`` times, then a final token->image pass.
+
+    ``norm_eps`` is the LayerNorms' epsilon (SAM: 1e-5; EfficientViT-SAM sets 1e-6).
+    """
 
     def __init__(self, depth: int = 2, embedding_dim: int = 256, num_heads: int = 8,
-                 mlp_dim: int = 2048, attention_downsample_rate: int = 2):
+                 mlp_dim: int = 2048, attention_downsample_rate: int = 2, norm_eps: float = 1e-5):
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
-                                 skip_first_layer_pe=(i == 0))
+                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps)
             for i in range(depth)
         )
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
-        self.norm_final_attn = nn.LayerNorm(embedding_dim)
+        self.norm_final_attn = nn.LayerNorm(embedding_dim, eps=norm_eps)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor,
                 tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,9 +183,9 @@ class MaskDecoder(nn.Module):
     """Predicts ``num_multimask_outputs + 1`` masks and their IoU scores from embeddings."""
 
     def __init__(self, transformer_dim: int = 256, num_multimask_outputs: int = 3,
-                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256):
+                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256, norm_eps: float = 1e-5):
         super().__init__()
-        self.transformer = TwoWayTransformer(embedding_dim=transformer_dim)
+        self.transformer = TwoWayTransformer(embedding_dim=transformer_dim, norm_eps=norm_eps)
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
