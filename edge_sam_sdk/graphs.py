@@ -89,7 +89,7 @@ def decoder_spec(variant: VariantSpec) -> GraphSpec:
             TensorSpec("low_res_masks", ("B", m, low, low)),
             TensorSpec("iou_predictions", ("B", m)),
         ),
-        # Host-side token selection: multimask -> tokens 1..M-1, single -> the variant's.
+        # Host-side token selection, as the variant's official predictor does.
         extra={"mask_selection": {"multimask": list(variant.multimask_tokens),
                                   "single": list(variant.single_mask_tokens)}},
     )

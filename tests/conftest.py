@@ -14,6 +14,7 @@ from edge_sam_sdk.testing import Golden
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+LAYOUT_DIR = Path(__file__).resolve().parent / "layouts"
 SHARED = ROOT.parent / "shared"
 TRUCK = SHARED / "images" / "truck.jpg"
 
@@ -29,6 +30,22 @@ def golden_variants(require: str | None = None) -> list[str]:
         path = GOLDEN_DIR / f"{v}.npz"
         if path.exists() and (require is None or golden(v).has_tensor(require)):
             out.append(v)
+    return out
+
+
+def layout_variants() -> list[str]:
+    """Registered variants without a golden file, checked by ``tests/layouts/<variant>.txt``."""
+    return [v for v in list_variants()
+            if not (GOLDEN_DIR / f"{v}.npz").exists() and (LAYOUT_DIR / f"{v}.txt").exists()]
+
+
+def read_layout(variant: str) -> list[tuple[str, tuple[int, ...]]]:
+    """``(key, shape)`` per line ``key|d0,d1,...|dtype`` of ``tests/layouts/<variant>.txt``."""
+    out = []
+    for line in (LAYOUT_DIR / f"{variant}.txt").read_text().splitlines():
+        if line.strip():
+            key, shape, _dtype = line.split("|")
+            out.append((key, tuple(int(s) for s in shape.split(",")) if shape else ()))
     return out
 
 
