@@ -44,6 +44,8 @@ class CheckpointSpec:
     is the state dict itself). ``prefix`` is prepended to every file key to reach the
     model's key names (``""`` when they already match). A variant whose weights come
     from several files (NanoSAM) lists them as ``parts``, in the order users pass them.
+    ``ignore`` lists key prefixes the official loader tolerates and inference never uses
+    (EdgeSAM's optional RPN head), dropped before the strict key check.
     """
 
     files: tuple[str, ...]
@@ -52,6 +54,7 @@ class CheckpointSpec:
     prefix: str = ""
     sha256: dict[str, str] = field(default_factory=dict)
     parts: tuple[CheckpointPart, ...] = ()
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

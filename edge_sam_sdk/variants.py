@@ -117,3 +117,44 @@ def nanosam() -> VariantSpec:
                                   pad_point=False, postprocess="crop_low_res"),
         multimask_tokens=(0, 1, 2, 3),
     )
+
+
+def _edge_sam(name: str, file: str, description: str) -> VariantSpec:
+    return VariantSpec(
+        name=name,
+        family="edge_sam",
+        checkpoint=CheckpointSpec(
+            files=(file,),
+            url=f"https://huggingface.co/spaces/chongzhou/EdgeSAM/resolve/main/weights/{file}",
+            ignore=("fpn.", "rpn_head."),  # only in RPN builds; the official loader is non-strict
+        ),
+        license="NTU S-Lab License 1.0",
+        builder=f"edge_sam_sdk.exporters.builders:{name}",
+        description=description,
+    )
+
+
+@register_variant
+def edge_sam() -> VariantSpec:
+    return _edge_sam("edge_sam", "edge_sam.pth",
+                     "EdgeSAM: RepViT-m1 + FPN encoder (bicubic fusion), prompt-in-the-loop distilled; "
+                     "rank masks with use_stability_score=True")
+
+
+@register_variant
+def edge_sam_3x() -> VariantSpec:
+    return _edge_sam("edge_sam_3x", "edge_sam_3x.pth",
+                     "EdgeSAM-3x: EdgeSAM trained on 3x the images (same architecture)")
+
+
+@register_variant
+def repvit_sam() -> VariantSpec:
+    return VariantSpec(
+        name="repvit_sam",
+        family="repvit_sam",
+        checkpoint=CheckpointSpec(files=("repvit_sam.pt",),
+                                  url="https://github.com/THU-MIG/RepViT/releases/download/v1.0/repvit_sam.pt"),
+        license="Apache-2.0",
+        builder="edge_sam_sdk.exporters.builders:repvit_sam",
+        description="RepViT-SAM: RepViT-m2.3 encoder (stride 16), SAM decoder",
+    )

@@ -45,3 +45,19 @@ def nanosam() -> SamModel:
     from .nanosam import NanoSamEncoder
 
     return sam_model(NanoSamEncoder())
+
+
+def edge_sam() -> SamModel:
+    """EdgeSAM (and EdgeSAM-3x: same architecture): RepViT-m1 + FPN, bicubic upsampling."""
+    from .rep_vit import edge_sam_encoder
+
+    return sam_model(edge_sam_encoder(), decoder_proj_order="qvk")
+
+
+edge_sam_3x = edge_sam
+
+
+def repvit_sam() -> SamModel:
+    from .rep_vit import repvit_sam_encoder
+
+    return sam_model(repvit_sam_encoder())

@@ -56,7 +56,8 @@ def read_state_dict(checkpoint: str | Path, spec: VariantSpec) -> dict[str, torc
     ck = spec.checkpoint
     if not ck.parts:
         obj = _load_file(Path(checkpoint), ck.wrapper)
-        return {ck.prefix + str(k): v for k, v in obj.items()}
+        keys = {ck.prefix + str(k): v for k, v in obj.items()}
+        return {k: v for k, v in keys.items() if not (ck.ignore and k.startswith(ck.ignore))}
     paths = split_checkpoint(str(checkpoint))
     if len(paths) != len(ck.parts):
         names = ",".join(p.file for p in ck.parts)

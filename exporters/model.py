@@ -58,10 +58,14 @@ class DecoderGraph(nn.Module):
 
 
 def sam_model(image_encoder: nn.Module, embedding_size: int = 64,
-              prompt_frame: int = 1024, decoder_norm_eps: float = 1e-5) -> SamModel:
-    """A model with SAM's standard prompt encoder and mask decoder around ``image_encoder``."""
+              prompt_frame: int = 1024, decoder_norm_eps: float = 1e-5,
+              decoder_proj_order: str = "qkv") -> SamModel:
+    """A model with SAM's standard prompt encoder and mask decoder around ``image_encoder``.
+
+    ``decoder_norm_eps`` and ``decoder_proj_order`` follow :class:`TwoWayTransformer`.
+    """
     return SamModel(
         image_encoder,
         PromptEncoder(256, (embedding_size, embedding_size), (prompt_frame, prompt_frame), 16),
-        MaskDecoder(256, num_multimask_outputs=3, norm_eps=decoder_norm_eps),
+        MaskDecoder(256, num_multimask_outputs=3, norm_eps=decoder_norm_eps, proj_order=decoder_proj_order),
     )

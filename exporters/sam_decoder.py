@@ -96,15 +96,23 @@ class PromptEncoder(nn.Module):
 
 
 class Attention(nn.Module):
-    """Attention with optional channel downsampling of q/k/v (SAM's decoder attention)."""
+    """Attention with optional channel downsampling of q/k/v (SAM's decoder attention).
 
-    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1):
+    ``proj_order`` only orders the projections' state-dict keys: EdgeSAM's checkpoint lists
+    ``q_proj, v_proj, k_proj``.
+    """
+
+    q_proj: nn.Linear
+    k_proj: nn.Linear
+    v_proj: nn.Linear
+
+    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1,
+                 proj_order: str = "qkv"):
         super().__init__()
         self.internal_dim = embedding_dim // downsample_rate
         self.num_heads = num_heads
-        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
-        self.k_proj = nn.Linear(embedding_dim, self.internal_dim)
-        self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
+        for p in proj_order:  # registration order = state-dict key order (EdgeSAM: "qvk")
+            setattr(self, f"{p}_proj", nn.Linear(embedding_dim, self.internal_dim))
         self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,16 +129,16 @@ class Attention(nn.Module):
 
 class TwoWayAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
-                 skip_first_layer_pe: bool, norm_eps: float = 1e-5):
+                 skip_first_layer_pe: bool, norm_eps: float = 1e-5, proj_order: str = "qkv"):
         super().__init__()
-        self.self_attn = Attention(dim, num_heads)
+        self.self_attn = Attention(dim, num_heads, proj_order=proj_order)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
+        self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate, proj_order)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLPBlock(dim, mlp_dim, nn.ReLU)
         self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
         self.norm4 = nn.LayerNorm(dim, eps=norm_eps)
-        self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)
+        self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate, proj_order)
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
@@ -152,18 +160,21 @@ class TwoWayAttentionBlock(nn.Module):
 class TwoWayTransformer(nn.Module):
     """Tokens attend to the image and back, ``depth`` times, then a final token->image pass.
 
-    ``norm_eps`` is the LayerNorms' epsilon (SAM: 1e-5; EfficientViT-SAM sets 1e-6).
+    ``norm_eps`` is the LayerNorms' epsilon (SAM: 1e-5; EfficientViT-SAM sets 1e-6);
+    ``proj_order`` orders the attention projections' keys (see :class:`Attention`).
     """
 
     def __init__(self, depth: int = 2, embedding_dim: int = 256, num_heads: int = 8,
-                 mlp_dim: int = 2048, attention_downsample_rate: int = 2, norm_eps: float = 1e-5):
+                 mlp_dim: int = 2048, attention_downsample_rate: int = 2, norm_eps: float = 1e-5,
+                 proj_order: str = "qkv"):
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
-                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps)
+                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps, proj_order=proj_order)
             for i in range(depth)
         )
-        self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
+        self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate,
+                                                   proj_order)
         self.norm_final_attn = nn.LayerNorm(embedding_dim, eps=norm_eps)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor,
@@ -183,9 +194,11 @@ class MaskDecoder(nn.Module):
     """Predicts ``num_multimask_outputs + 1`` masks and their IoU scores from embeddings."""
 
     def __init__(self, transformer_dim: int = 256, num_multimask_outputs: int = 3,
-                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256, norm_eps: float = 1e-5):
+                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256, norm_eps: float = 1e-5,
+                 proj_order: str = "qkv"):
         super().__init__()
-        self.transformer = TwoWayTransformer(embedding_dim=transformer_dim, norm_eps=norm_eps)
+        self.transformer = TwoWayTransformer(embedding_dim=transformer_dim, norm_eps=norm_eps,
+                                             proj_order=proj_order)
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
