@@ -45,7 +45,9 @@ class CheckpointSpec:
     model's key names (``""`` when they already match). A variant whose weights come
     from several files (NanoSAM) lists them as ``parts``, in the order users pass them.
     ``ignore`` lists key prefixes the official loader tolerates and inference never uses
-    (EdgeSAM's optional RPN head), dropped before the strict key check.
+    (EdgeSAM's optional RPN head), dropped before the strict key check. With
+    ``wrapper_optional`` the file may hold the state dict under ``wrapper`` or at top level
+    (EfficientViT-SAM's loader accepts both).
     """
 
     files: tuple[str, ...]
@@ -55,6 +57,7 @@ class CheckpointSpec:
     sha256: dict[str, str] = field(default_factory=dict)
     parts: tuple[CheckpointPart, ...] = ()
     ignore: tuple[str, ...] = ()
+    wrapper_optional: bool = False
 
 
 @dataclass(frozen=True)

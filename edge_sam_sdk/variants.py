@@ -158,3 +158,47 @@ def repvit_sam() -> VariantSpec:
         builder="edge_sam_sdk.exporters.builders:repvit_sam",
         description="RepViT-SAM: RepViT-m2.3 encoder (stride 16), SAM decoder",
     )
+
+
+def _efficientvit_sam(size: str, input_size: int, description: str) -> VariantSpec:
+    file = f"efficientvit_sam_{size}.pt"
+    return VariantSpec(
+        name=f"efficientvit_sam_{size}",
+        family="efficientvit_sam",
+        checkpoint=CheckpointSpec(
+            files=(file,),
+            url=f"https://huggingface.co/mit-han-lab/efficientvit-sam/resolve/main/{file}",
+            wrapper="state_dict", wrapper_optional=True,
+        ),
+        license="Apache-2.0",
+        builder=f"edge_sam_sdk.exporters.builders:efficientvit_sam_{size}",
+        description=description,
+        # L-series encoders see 512 px; prompts and post-processing stay in SAM's 1024 frame.
+        processing=ProcessingSpec(input_size=input_size, prompt_frame=1024),
+    )
+
+
+@register_variant
+def efficientvit_sam_l0() -> VariantSpec:
+    return _efficientvit_sam("l0", 512, "EfficientViT-SAM-L0: EfficientViT-L0 (ReLU linear attention), 512 px"
+                             "; prompts in the 1024 frame")
+
+
+@register_variant
+def efficientvit_sam_l1() -> VariantSpec:
+    return _efficientvit_sam("l1", 512, "EfficientViT-SAM-L1: EfficientViT-L1, 512 px")
+
+
+@register_variant
+def efficientvit_sam_l2() -> VariantSpec:
+    return _efficientvit_sam("l2", 512, "EfficientViT-SAM-L2: EfficientViT-L2, 512 px")
+
+
+@register_variant
+def efficientvit_sam_xl0() -> VariantSpec:
+    return _efficientvit_sam("xl0", 1024, "EfficientViT-SAM-XL0: EfficientViT-XL0, 1024 px")
+
+
+@register_variant
+def efficientvit_sam_xl1() -> VariantSpec:
+    return _efficientvit_sam("xl1", 1024, "EfficientViT-SAM-XL1: EfficientViT-XL1, 1024 px")

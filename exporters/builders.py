@@ -61,3 +61,29 @@ def repvit_sam() -> SamModel:
     from .rep_vit import repvit_sam_encoder
 
     return sam_model(repvit_sam_encoder())
+
+
+def _efficientvit_sam(size: str) -> SamModel:
+    from .efficientvit import efficientvit_sam_encoder
+
+    return sam_model(efficientvit_sam_encoder(size), decoder_norm_eps=1e-6)
+
+
+def efficientvit_sam_l0() -> SamModel:
+    return _efficientvit_sam("l0")
+
+
+def efficientvit_sam_l1() -> SamModel:
+    return _efficientvit_sam("l1")
+
+
+def efficientvit_sam_l2() -> SamModel:
+    return _efficientvit_sam("l2")
+
+
+def efficientvit_sam_xl0() -> SamModel:
+    return _efficientvit_sam("xl0")
+
+
+def efficientvit_sam_xl1() -> SamModel:
+    return _efficientvit_sam("xl1")

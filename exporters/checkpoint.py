@@ -28,7 +28,7 @@ def split_checkpoint(checkpoint: str) -> list[str]:
     return [p.strip() for p in checkpoint.split(",") if p.strip()]
 
 
-def _load_file(path: Path, wrapper: str | None) -> Mapping[str, Any]:
+def _load_file(path: Path, wrapper: str | None, optional: bool = False) -> Mapping[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -39,7 +39,7 @@ def _load_file(path: Path, wrapper: str | None) -> Mapping[str, Any]:
             f"cannot read {path} as a weights-only torch checkpoint ({first[:200]}); "
             "files that need pickled code are refused for safety"
         ) from None
-    if wrapper is not None:
+    if wrapper is not None and not (optional and isinstance(obj, Mapping) and wrapper not in obj):
         if not isinstance(obj, Mapping) or wrapper not in obj:
             raise CheckpointError(f"{path}: expected the state dict under key {wrapper!r}")
         obj = obj[wrapper]
@@ -55,7 +55,7 @@ def read_state_dict(checkpoint: str | Path, spec: VariantSpec) -> dict[str, torc
     """
     ck = spec.checkpoint
     if not ck.parts:
-        obj = _load_file(Path(checkpoint), ck.wrapper)
+        obj = _load_file(Path(checkpoint), ck.wrapper, ck.wrapper_optional)
         keys = {ck.prefix + str(k): v for k, v in obj.items()}
         return {k: v for k, v in keys.items() if not (ck.ignore and k.startswith(ck.ignore))}
     paths = split_checkpoint(str(checkpoint))
