@@ -22,6 +22,17 @@ class LayerNorm2d(nn.Module):
         return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
+class Conv2dBN(nn.Sequential):
+    """Bias-free ``Conv2d`` (key ``c``) then ``BatchNorm2d`` (key ``bn``, eps 1e-5), as TinyViT
+    and RepViT name them; shape-agnostic."""
+
+    def __init__(self, in_ch: int, out_ch: int, ks: int = 1, stride: int = 1, pad: int = 0,
+                 groups: int = 1):
+        super().__init__()
+        self.add_module("c", nn.Conv2d(in_ch, out_ch, ks, stride, pad, groups=groups, bias=False))
+        self.add_module("bn", nn.BatchNorm2d(out_ch))
+
+
 class MLP(nn.Module):
     """``num_layers`` Linear layers with ReLU between them (keys ``layers.<i>``)."""
 

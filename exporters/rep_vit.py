@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import sam_neck
+from .common import Conv2dBN, sam_neck
 
 __all__ = ["edge_sam_encoder", "repvit_sam_encoder", "fuse_batchnorm", "RepViTEncoder"]
 
@@ -76,16 +76,6 @@ def _exporting() -> bool:
 def _make_divisible(v: float, divisor: int = 8) -> int:
     """timm ``make_divisible(v, divisor, round_limit=0)``: nearest multiple, at least ``divisor``."""
     return max(divisor, int(v + divisor / 2) // divisor * divisor)
-
-
-class Conv2dBN(nn.Sequential):
-    """Bias-free ``Conv2d`` (key ``c``) then ``BatchNorm2d`` (key ``bn``, eps 1e-5); shape-agnostic."""
-
-    def __init__(self, in_ch: int, out_ch: int, ks: int = 1, stride: int = 1, pad: int = 0,
-                 groups: int = 1):
-        super().__init__()
-        self.add_module("c", nn.Conv2d(in_ch, out_ch, ks, stride, pad, groups=groups, bias=False))
-        self.add_module("bn", nn.BatchNorm2d(out_ch))
 
 
 class SqueezeExcite(nn.Module):

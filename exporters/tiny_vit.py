@@ -29,21 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import sam_neck
+from .common import Conv2dBN, sam_neck
 
 #: Merging into a stage of one of these widths keeps the resolution (official MobileSAM rule,
 #: which makes the last stage run at 1/16 like SAM's ViT).
 _STRIDE_ONE_DIMS = (320, 448, 576)
-
-
-class Conv2dBN(nn.Sequential):
-    """Bias-free ``Conv2d`` (key ``c``) followed by ``BatchNorm2d`` (key ``bn``, eps 1e-5)."""
-
-    def __init__(self, in_ch: int, out_ch: int, ks: int = 1, stride: int = 1, pad: int = 0,
-                 groups: int = 1):
-        super().__init__()
-        self.add_module("c", nn.Conv2d(in_ch, out_ch, ks, stride, pad, groups=groups, bias=False))
-        self.add_module("bn", nn.BatchNorm2d(out_ch))
 
 
 class PatchEmbed(nn.Module):
