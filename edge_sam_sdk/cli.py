@@ -69,21 +69,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _predict(bundle_path: str, image: np.ndarray, points: list[list[float]], boxes: list[list[float]],
-             multimask: bool, backend: str, threads: int | None) -> tuple[Any, ...]:
+             multimask: bool, backend: str, threads: int | None,
+             stability: bool = False) -> tuple[Any, ...]:
     from .bundle import load_bundle
     from .predictor import SamPredictor
 
     options: dict[str, Any] = {"threads": threads} if threads else {}
     predictor = SamPredictor(load_bundle(bundle_path, backend=backend, **options))
     predictor.set_image(image)
-    kw: dict[str, Any] = {"multimask_output": multimask}
+    kw: dict[str, Any] = {"multimask_output": multimask, "use_stability_score": stability}
     if points:
         arr = np.array(points, dtype=np.float64)
         kw.update(point_coords=arr[:, :2], point_labels=arr[:, 2])
     if len(boxes) > 1:
         if points:
             raise InputError("several --box prompts cannot be combined with --point")
-        masks, scores, low = predictor.predict_batch(boxes=np.array(boxes), multimask_output=multimask)
+        masks, scores, low = predictor.predict_batch(boxes=np.array(boxes), multimask_output=multimask,
+                                                     use_stability_score=stability)
         best = np.argmax(scores, axis=1)
         masks, scores, low = (a[np.arange(len(best)), best] for a in (masks, scores, low))
     else:
@@ -100,7 +102,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError("give at least one prompt: --point X,Y,LABEL or --box X0,Y0,X1,Y1")
     image = load_image(args.image)
     masks, scores, low, timings = _predict(args.bundle, image, args.point or [], args.box or [],
-                                           args.multimask, args.backend, args.threads)
+                                           args.multimask, args.backend, args.threads, args.stability_score)
     pts = np.array(args.point) if args.point else None
     shown = masks[[int(np.argmax(scores))]] if args.multimask and not args.all_masks else masks
     save_png(overlay(image, shown, None if pts is None else pts[:, :2],
@@ -199,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--box", type=_box, action="append", help="X0,Y0,X1,Y1 pixels; repeatable")
     r.add_argument("--multimask", action="store_true", help="3 candidate masks (best one drawn)")
     r.add_argument("--all-masks", action="store_true", help="draw every returned mask")
+    r.add_argument("--stability-score", action="store_true",
+                   help="rank masks by stability score instead of predicted IoU (EdgeSAM's advice)")
     r.add_argument("--out", required=True, help="overlay PNG to write")
     r.add_argument("--save-npz", help="also save masks, scores and low-res logits")
     r.add_argument("--backend", default="auto")

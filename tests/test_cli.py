@@ -22,9 +22,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_list() -> None:
+    from edge_sam_sdk.registry import list_variants
+
     r = run("list")
     assert r.returncode == 0
-    for v in ("sam_vit_b", "sam_vit_l", "sam_vit_h", "mobile_sam"):
+    for v in list_variants():
         assert v in r.stdout
     assert "onnx" in r.stdout
 
@@ -63,6 +65,11 @@ def test_predict_verify_bench(onnx_bundles: dict, tmp_path: Path) -> None:
     out = json.loads(r.stdout)
     assert len(out["iou_predictions"]) == 1 and (tmp_path / "ov.png").stat().st_size > 0
     assert (tmp_path / "o.npz").exists()
+    r = run("predict", str(bundle), "--image", str(tmp_path / "img.png"), "--point", "270,330,1",
+            "--multimask", "--all-masks", "--stability-score", "--out", str(tmp_path / "ov3.png"))
+    assert r.returncode == 0, r.stderr
+    scores = json.loads(r.stdout)["iou_predictions"]
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
 
     assert main(["verify", str(bundle), "--checkpoint", "synthetic:0",
                  "--json", str(tmp_path / "v.json")]) == 0
@@ -73,6 +80,20 @@ def test_predict_verify_bench(onnx_bundles: dict, tmp_path: Path) -> None:
                  "--json", str(tmp_path / "b.json")]) == 0
     b = json.loads((tmp_path / "b.json").read_text())
     assert b["encoder_ms"]["median"] > 0 and b["decoder_ms"]["runs"] == 2
+
+
+def test_export_nanosam_and_its_two_file_checkpoint(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--variant", "nanosam", "--checkpoint", "synthetic:0",
+                 "--out", str(tmp_path / "nano")]) == 0
+    manifest = json.loads((tmp_path / "nano" / "manifest.json").read_text())
+    assert manifest["processing"]["postprocess"] == "crop_low_res"
+    assert manifest["graphs"]["decoder"]["extra"]["mask_selection"]["multimask"] == [0, 1, 2, 3]
+    (tmp_path / "enc.pth").write_bytes(b"")
+    assert main(["export", "--variant", "nanosam", "--checkpoint", str(tmp_path / "enc.pth"),
+                 "--out", str(tmp_path / "nano2")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 checkpoint files" in err[0] and not (tmp_path / "nano2").exists()
 
 
 def test_verify_detects_other_weights(onnx_bundles: dict, capsys: pytest.CaptureFixture[str]) -> None:
