@@ -74,29 +74,37 @@ def markdown(rows: list[dict[str, Any]], threads: int) -> str:
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
-    """Encoder latency against encoder GFLOPs, one labelled dot per variant (Pillow only)."""
+    """Encoder latency against encoder GFLOPs on log-log axes, one labelled dot per variant."""
+    import math
+
     from PIL import Image, ImageDraw
 
-    w, h, m = 900, 560, 70
+    w, h, m = 960, 620, 70
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    xmax = max(r["encoder_gflops"] for r in rows) * 1.1
-    ymax = max(r["onnx_encoder_ms"] for r in rows) * 1.1
-    d.line([m, h - m, w - 20, h - m], fill="black")
-    d.line([m, 20, m, h - m], fill="black")
-    d.text((w // 2 - 90, h - 30), "encoder GFLOPs (2 per MAC)", fill="black")
-    d.text((8, 8), "ONNX encoder latency (ms, median)", fill="black")
-    for i in range(5):
-        xv, yv = xmax * i / 4, ymax * i / 4
-        x = m + (w - 20 - m) * i / 4
-        y = h - m - (h - m - 20) * i / 4
-        d.text((x - 10, h - m + 6), f"{xv:.0f}", fill="gray")
-        d.text((10, y - 6), f"{yv:.0f}", fill="gray")
-    for r in rows:
-        x = m + (w - 20 - m) * r["encoder_gflops"] / xmax
-        y = h - m - (h - m - 20) * r["onnx_encoder_ms"] / ymax
+    xs = [math.log10(r["encoder_gflops"]) for r in rows]
+    ys = [math.log10(r["onnx_encoder_ms"]) for r in rows]
+    x0, x1 = math.floor(min(xs)), math.ceil(max(xs))
+    y0, y1 = math.floor(min(ys)), math.ceil(max(ys))
+
+    def px(lx: float, ly: float) -> tuple[float, float]:
+        return (m + (w - 2 * m) * (lx - x0) / (x1 - x0), h - m - (h - 2 * m) * (ly - y0) / (y1 - y0))
+
+    d.rectangle([m, m, w - m, h - m], outline="black")
+    for e in range(x0, x1 + 1):
+        x, _ = px(e, y0)
+        d.line([x, m, x, h - m], fill=(225, 225, 225))
+        d.text((x - 12, h - m + 6), f"{10 ** e:g}", fill="black")
+    for e in range(y0, y1 + 1):
+        _, y = px(x0, e)
+        d.line([m, y, w - m, y], fill=(225, 225, 225))
+        d.text((10, y - 6), f"{10 ** e:g} ms", fill="black")
+    d.text((w // 2 - 110, h - 30), "encoder GFLOPs (2 per multiply-add, log)", fill="black")
+    d.text((m, 20), "ONNX encoder latency, median, onnxruntime CPU (log)", fill="black")
+    for r, lx, ly in sorted(zip(rows, xs, ys, strict=True), key=lambda t: t[1]):
+        x, y = px(lx, ly)
         d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(30, 144, 255))
-        d.text((x + 6, y - 6), r["variant"], fill="black")
+        d.text((x + 7, y - 5), r["variant"], fill="black")
     img.save(path)
 
 
@@ -113,6 +121,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", help="default: every registered variant")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--replot", action="store_true", help="redraw table and plot from results/variants.json")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # worker mode: measure one variant, print JSON
     args = ap.parse_args()
     if args.one:
@@ -124,7 +133,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     cache = out / "variants.json"
     previous = {r["variant"]: r for r in json.loads(cache.read_text())["rows"]} if cache.exists() else {}
-    names = args.variants or list_variants()
+    names = [] if args.replot else (args.variants or list_variants())
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", flush=True)
         proc = subprocess.run([sys.executable, __file__, "--one", name, "--runs", str(args.runs),
