@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -48,12 +49,14 @@ def _say(msg: str) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import get_variant, list_variants
 
-    print(f"{'variant':<16} {'family':<12} {'input':>5} {'decoder':<8} {'targets':<20} "
-          f"{'checkpoint':<24} license")
+    rows = [("variant", "family", "input", "decoder", "targets", "checkpoint", "license")]
     for name in list_variants():
         s = get_variant(name)
-        print(f"{name:<16} {s.family:<12} {s.processing.input_size:>5} {s.decoder_kind:<8} "
-              f"{','.join(s.targets):<20} {','.join(s.checkpoint.files):<24} {s.license}")
+        rows.append((name, s.family, str(s.processing.input_size), s.decoder_kind, ",".join(s.targets),
+                     ",".join(s.checkpoint.files), s.license))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     return 0
 
 
@@ -244,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgesam: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
