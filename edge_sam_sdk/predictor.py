@@ -47,6 +47,8 @@ class SamPredictor:
         selection = bundle.graph("decoder").get("extra", {}).get("mask_selection", {})
         self._multi = list(selection.get("multimask", [1, 2, 3]))
         self._single = list(selection.get("single", [0]))
+        outputs = {t["name"]: t["shape"] for t in bundle.graph("decoder").get("outputs", [])}
+        self._num_tokens = int(outputs.get("low_res_masks", [0, 4])[1])
         self.timings: dict[str, float] = {}
         self.features: dict[str, np.ndarray] = {}
         self.reset_image()
@@ -148,6 +150,7 @@ class SamPredictor:
         spec = self.spec
         frame_coords = P.transform_coords(coords, self.original_size, spec) if coords is not None else None
         frame_boxes = P.transform_boxes(boxes, self.original_size, spec) if boxes is not None else None
+        tokens = self._tokens(multimask_output, num_multimask_outputs)
         pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch, spec.pad_point)
         low = spec.low_res_size
         has_mask = np.full((batch,), 1.0 if mask_input is not None else 0.0, dtype=np.float32)
@@ -159,7 +162,6 @@ class SamPredictor:
         t0 = time.perf_counter()
         out = self.bundle.decoder.run(feed)
         t1 = time.perf_counter()
-        tokens = self._tokens(multimask_output, num_multimask_outputs, out["low_res_masks"].shape[1])
         low_res = out["low_res_masks"][:, tokens]
         scores = out["iou_predictions"][:, tokens]
         if use_stability_score:
@@ -170,10 +172,11 @@ class SamPredictor:
         self.timings.update(decoder_ms=(t1 - t0) * 1e3, postprocess_ms=(time.perf_counter() - t1) * 1e3)
         return masks, scores, low_res
 
-    def _tokens(self, multimask_output: bool, num_multimask_outputs: int | None, total: int) -> list[int]:
+    def _tokens(self, multimask_output: bool, num_multimask_outputs: int | None) -> list[int]:
         if num_multimask_outputs is None:
             return self._multi if multimask_output else self._single
-        choices = {1: self._single, len(self._multi): self._multi, total: list(range(total))}
+        n = self._num_tokens
+        choices = {1: self._single, len(self._multi): self._multi, n: list(range(n))}
         if num_multimask_outputs not in choices:
             raise InputError(f"num_multimask_outputs must be one of {sorted(choices)}, "
                              f"got {num_multimask_outputs}")

@@ -56,6 +56,8 @@ def test_mask_only_and_bgr(predictor: SamPredictor) -> None:
     ({"mask_input": np.zeros((1, 64, 64))}, "256x256"),
     ({"point_coords": np.array([[np.nan, 1.0]]), "point_labels": np.ones(1)}, "NaN"),
     ({"point_coords": "abc", "point_labels": np.ones(1)}, "numeric"),
+    ({"point_coords": np.zeros((1, 2)), "point_labels": np.ones(1), "num_multimask_outputs": 2},
+     r"num_multimask_outputs must be one of \[1, 3, 4\]"),
 ])
 def test_bad_prompts(predictor: SamPredictor, kwargs: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
