@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from .processing import ProcessingSpec
 from .registry import CheckpointPart, CheckpointSpec, VariantSpec, register_variant
 
@@ -178,27 +180,14 @@ def _efficientvit_sam(size: str, input_size: int, description: str) -> VariantSp
     )
 
 
-@register_variant
-def efficientvit_sam_l0() -> VariantSpec:
-    return _efficientvit_sam("l0", 512, "EfficientViT-SAM-L0: EfficientViT-L0 (ReLU linear attention), 512 px"
-                             "; prompts in the 1024 frame")
-
-
-@register_variant
-def efficientvit_sam_l1() -> VariantSpec:
-    return _efficientvit_sam("l1", 512, "EfficientViT-SAM-L1: EfficientViT-L1, 512 px")
-
-
-@register_variant
-def efficientvit_sam_l2() -> VariantSpec:
-    return _efficientvit_sam("l2", 512, "EfficientViT-SAM-L2: EfficientViT-L2, 512 px")
-
-
-@register_variant
-def efficientvit_sam_xl0() -> VariantSpec:
-    return _efficientvit_sam("xl0", 1024, "EfficientViT-SAM-XL0: EfficientViT-XL0, 1024 px")
-
-
-@register_variant
-def efficientvit_sam_xl1() -> VariantSpec:
-    return _efficientvit_sam("xl1", 1024, "EfficientViT-SAM-XL1: EfficientViT-XL1, 1024 px")
+#: EfficientViT-SAM sizes: encoder input and description (one registration each).
+_EFFICIENTVIT_SAM = {
+    "l0": (512, "EfficientViT-SAM-L0: EfficientViT-L0 (ReLU linear attention), 512 px; prompts in the "
+                "1024 frame"),
+    "l1": (512, "EfficientViT-SAM-L1: EfficientViT-L1, 512 px"),
+    "l2": (512, "EfficientViT-SAM-L2: EfficientViT-L2, 512 px"),
+    "xl0": (1024, "EfficientViT-SAM-XL0: EfficientViT-XL0, 1024 px"),
+    "xl1": (1024, "EfficientViT-SAM-XL1: EfficientViT-XL1, 1024 px"),
+}
+for _size, (_px, _text) in _EFFICIENTVIT_SAM.items():
+    register_variant(functools.partial(_efficientvit_sam, _size, _px, _text))
