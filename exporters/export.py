@@ -91,10 +91,16 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
     digest = manifest["checkpoint"]["sha256"]
     if digest is not None:
-        official = all(d in spec.checkpoint.sha256.values() for d in digest.split(","))
+        known = set(spec.checkpoint.sha256.values())
+        official = all(d in known for d in digest.split(",")) if known else None
         manifest["checkpoint"]["official"] = official
-        say("checkpoint sha256 matches the official file" if official else
-            "checkpoint sha256 differs from the official file (fine-tuned weights?); exporting it as given")
+        if official:
+            say("checkpoint sha256 matches the official file")
+        elif official is None:
+            say(f"no official sha256 is recorded for {variant}; exporting the checkpoint as given")
+        else:
+            say("checkpoint sha256 differs from the official file(s) we know (fine-tuned weights?); "
+                "exporting it as given")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -86,3 +86,21 @@ def test_nanosam_is_assembled_from_two_official_files(tmp_path: Path) -> None:
         assert torch.equal(model.state_dict()[k], full[k])
     with pytest.raises(CheckpointError, match="2 checkpoint files.*checkpoint.pth,mobile_sam.pt"):
         load_model(spec, str(tmp_path / "checkpoint.pth"))
+
+
+def test_export_records_checkpoint_hash_and_officialness(tmp_path: Path) -> None:
+    """A file of a variant without a recorded official sha256 is exported with ``official: None``
+    (not "differs"); EdgeSAM's RPN-only keys, which its official loader ignores, are dropped."""
+    import json
+
+    from edge_sam_sdk.bundle import sha256_file
+    from edge_sam_sdk.exporters.export import export_bundle
+
+    spec = get_variant("edge_sam")
+    state = synthetic_state_dict(spec.build_model().state_dict(), 0)
+    state["rpn_head.conv.weight"] = torch.zeros(1)
+    path = tmp_path / "edge_sam.pth"
+    torch.save(state, path)
+    out = export_bundle("edge_sam", str(path), tmp_path / "bundle")
+    facts = json.loads((out / "manifest.json").read_text())["checkpoint"]
+    assert facts == {"source": "edge_sam.pth", "sha256": sha256_file(path), "official": None}
