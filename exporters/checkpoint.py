@@ -55,6 +55,10 @@ def read_state_dict(checkpoint: str | Path, spec: VariantSpec) -> dict[str, torc
     """
     ck = spec.checkpoint
     if not ck.parts:
+        paths = split_checkpoint(str(checkpoint))
+        if len(paths) > 1 and not Path(checkpoint).is_file():
+            raise CheckpointError(f"{spec.name} takes one checkpoint file ({' or '.join(ck.files)}), "
+                                  f"got {len(paths)}: {checkpoint}")
         obj = _load_file(Path(checkpoint), ck.wrapper, ck.wrapper_optional)
         keys = {ck.prefix + str(k): v for k, v in obj.items()}
         return {k: v for k, v in keys.items() if not (ck.ignore and k.startswith(ck.ignore))}

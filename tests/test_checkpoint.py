@@ -69,6 +69,8 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load_model(get_variant(VARIANT), str(tmp_path / "nope.pth"))
+    with pytest.raises(CheckpointError, match="takes one checkpoint file"):
+        load_model(get_variant(VARIANT), f"{tmp_path / 'a.pth'},{tmp_path / 'b.pth'}")
 
 
 def test_nanosam_is_assembled_from_two_official_files(tmp_path: Path) -> None:
