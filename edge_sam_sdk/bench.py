@@ -46,7 +46,8 @@ def bench_bundle(bundle: Bundle, runs: int = 10, warmup: int = 2,
     enc = time_call(lambda: bundle.encoder.run({"image": image}), encoder_runs or runs, warmup)
     feats = bundle.encoder.run({"image": image})
     low = bundle.processing.low_res_size
-    coords, labels = decoder_prompts(np.array([[[400.0, 300.0]]]), np.array([[1.0]]), None)
+    coords, labels = decoder_prompts(np.array([[[400.0, 300.0]]]), np.array([[1.0]]), None,
+                                     pad_point=bundle.processing.pad_point)
     feed = {"image_embeddings": feats["image_embeddings"], "point_coords": coords,
             "point_labels": labels, "mask_input": np.zeros((1, 1, low, low), np.float32),
             "has_mask_input": np.zeros((1,), np.float32)}
