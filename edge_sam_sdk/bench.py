@@ -47,10 +47,13 @@ def bench_bundle(bundle: Bundle, runs: int = 10, warmup: int = 2,
     feats = bundle.encoder.run({"image": image})
     low = bundle.processing.low_res_size
     coords, labels = decoder_prompts(np.array([[[400.0, 300.0]]]), np.array([[1.0]]), None,
-                                     pad_point=bundle.processing.pad_point)
-    feed = {"image_embeddings": feats["image_embeddings"], "point_coords": coords,
-            "point_labels": labels, "mask_input": np.zeros((1, 1, low, low), np.float32),
-            "has_mask_input": np.zeros((1,), np.float32)}
+                                     spec=bundle.processing)
+    inputs = [t["name"] for t in bundle.graph("decoder")["inputs"]]
+    feed = {k: v for k, v in feats.items() if k in inputs}
+    feed.update(point_coords=coords, point_labels=labels)
+    if "mask_input" in inputs:
+        feed.update(mask_input=np.zeros((1, 1, low, low), np.float32),
+                    has_mask_input=np.zeros((1,), np.float32))
     dec = time_call(lambda: bundle.decoder.run(feed), runs, warmup)
     return {"variant": bundle.variant, "target": bundle.manifest.get("target"),
             "precision": bundle.manifest.get("precision"),

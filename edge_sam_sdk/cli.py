@@ -95,7 +95,7 @@ def _predict(bundle_path: str, image: np.ndarray, points: list[list[float]], box
         if boxes:
             kw["box"] = np.array(boxes[0])
         masks, scores, low = predictor.predict(**kw)
-    return masks, scores, low, predictor.timings
+    return masks, scores, low, predictor.timings, predictor.extra_outputs
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -104,17 +104,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.point and not args.box:
         raise InputError("give at least one prompt: --point X,Y,LABEL or --box X0,Y0,X1,Y1")
     image = load_image(args.image)
-    masks, scores, low, timings = _predict(args.bundle, image, args.point or [], args.box or [],
-                                           args.multimask, args.backend, args.threads, args.stability_score)
+    masks, scores, low, timings, extra = _predict(args.bundle, image, args.point or [], args.box or [],
+                                                  args.multimask, args.backend, args.threads,
+                                                  args.stability_score)
     pts = np.array(args.point) if args.point else None
     shown = masks[[int(np.argmax(scores))]] if args.multimask and not args.all_masks else masks
     save_png(overlay(image, shown, None if pts is None else pts[:, :2],
                      None if pts is None else pts[:, 2], args.box), args.out)
     if args.save_npz:
         np.savez_compressed(args.save_npz, masks=masks, iou_predictions=scores, low_res_logits=low)
-    print(json.dumps({"overlay": str(args.out), "iou_predictions": [round(float(s), 4) for s in scores],
-                      "mask_area": [int(m.sum()) for m in masks],
-                      "timings_ms": {k: round(v, 1) for k, v in timings.items()}}))
+    report: dict[str, Any] = {"overlay": str(args.out),
+                              "iou_predictions": [round(float(s), 4) for s in scores],
+                              "mask_area": [int(m.sum()) for m in masks]}
+    # Further decoder outputs (SAM 2: object_score_logits, > 0 when an object is present).
+    report.update({k: np.round(v.astype(np.float64), 4).tolist() for k, v in extra.items()})
+    report["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+    print(json.dumps(report))
     return 0
 
 
@@ -164,7 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     save_png(image, out / "demo_image.png")
     h, w = image.shape[:2]
     points = [[0.3 * w, 0.55 * h, 1.0], [0.66 * w, 0.4 * h, 0.0]]
-    masks, scores, _, timings = _predict(str(bundle), image, points, [], True, "auto", None)
+    masks, scores, _, timings, _ = _predict(str(bundle), image, points, [], True, "auto", None)
     best = int(np.argmax(scores))
     pts = np.array(points)
     save_png(overlay(image, masks[[best]], pts[:, :2], pts[:, 2]), out / "demo_overlay.png")

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from .registry import VariantSpec
-from .testing import TAG_EMBEDDINGS, TAG_ENCODER_INPUT, TAG_MASK_INPUT, synthetic_array
+from .testing import (
+    TAG_EMBEDDINGS,
+    TAG_ENCODER_INPUT,
+    TAG_HIGH_RES_0,
+    TAG_HIGH_RES_1,
+    TAG_MASK_INPUT,
+    synthetic_array,
+)
 
 Dim = int | str
 
@@ -61,37 +68,84 @@ class GraphSpec:
         return d
 
 
+@dataclass(frozen=True)
+class DecoderKind:
+    """A decoder graph contract, as data: what it takes and returns beyond SAM's core.
+
+    Every kind takes ``image_embeddings``, ``point_coords`` ``BxNx2`` and ``point_labels``
+    ``BxN`` and returns ``low_res_masks`` ``BxMxLxL`` and ``iou_predictions`` ``BxM`` (every
+    mask token; the host selects). Beyond that:
+
+    Attributes:
+        mask_input: takes ``mask_input`` ``Bx1xLxL`` and ``has_mask_input`` ``B``.
+        fixed_points: ``N`` is fixed at ``processing.max_points`` (EfficientSAM: 6).
+        encoder_features: further encoder outputs the decoder takes (SAM 2's high-res maps).
+        extra_outputs: further decoder outputs (SAM 2's ``object_score_logits``).
+        single_fallback: SAM 2's dynamic multimask: a single-mask request returns the best
+            multimask token when the single token's stability is below a threshold.
+    """
+
+    name: str
+    mask_input: bool = True
+    fixed_points: bool = False
+    encoder_features: tuple[TensorSpec, ...] = ()
+    extra_outputs: tuple[TensorSpec, ...] = ()
+    single_fallback: dict[str, float] | None = None
+
+
+DECODER_KINDS: dict[str, DecoderKind] = {
+    "sam": DecoderKind("sam"),
+    "efficient_sam": DecoderKind("efficient_sam", mask_input=False, fixed_points=True),
+    "sam2": DecoderKind(
+        "sam2",
+        encoder_features=(TensorSpec("high_res_feats_0", (1, 32, 256, 256)),
+                          TensorSpec("high_res_feats_1", (1, 64, 128, 128))),
+        extra_outputs=(TensorSpec("object_score_logits", ("B", 1)),),
+        single_fallback={"stability_delta": 0.05, "stability_thresh": 0.98},
+    ),
+}
+
+
+def decoder_kind(variant: VariantSpec) -> DecoderKind:
+    try:
+        return DECODER_KINDS[variant.decoder_kind]
+    except KeyError:
+        raise ValueError(f"unknown decoder kind {variant.decoder_kind!r}; "
+                         f"known: {sorted(DECODER_KINDS)}") from None
+
+
 def encoder_spec(variant: VariantSpec) -> GraphSpec:
+    """``image`` ``1x3xSxS`` -> ``image_embeddings`` (+ the decoder kind's encoder features)."""
     s = variant.processing.input_size
     return GraphSpec(
         name="encoder",
         inputs=(TensorSpec("image", (1, 3, s, s)),),
-        outputs=(TensorSpec("image_embeddings", (1,) + tuple(variant.embedding_shape)),),
+        outputs=(TensorSpec("image_embeddings", (1,) + tuple(variant.embedding_shape)),)
+        + decoder_kind(variant).encoder_features,
     )
 
 
 def decoder_spec(variant: VariantSpec) -> GraphSpec:
-    if variant.decoder_kind != "sam":
-        raise ValueError(f"no decoder graph spec for decoder kind {variant.decoder_kind!r}")
+    kind = decoder_kind(variant)
     c, h, w = variant.embedding_shape
     low = variant.processing.low_res_size
     m = variant.num_mask_tokens
+    n: Dim = variant.processing.max_points if kind.fixed_points else "N"
+    masks = (TensorSpec("mask_input", ("B", 1, low, low)), TensorSpec("has_mask_input", ("B",)))
+    selection: dict[str, Any] = {"multimask": list(variant.multimask_tokens),
+                                 "single": list(variant.single_mask_tokens)}
+    if kind.single_fallback:
+        selection["single_fallback"] = dict(kind.single_fallback)
     return GraphSpec(
         name="decoder",
-        inputs=(
-            TensorSpec("image_embeddings", (1, c, h, w)),
-            TensorSpec("point_coords", ("B", "N", 2)),
-            TensorSpec("point_labels", ("B", "N")),
-            TensorSpec("mask_input", ("B", 1, low, low)),
-            TensorSpec("has_mask_input", ("B",)),
-        ),
-        outputs=(
-            TensorSpec("low_res_masks", ("B", m, low, low)),
-            TensorSpec("iou_predictions", ("B", m)),
-        ),
+        inputs=(TensorSpec("image_embeddings", (1, c, h, w)),) + kind.encoder_features
+        + (TensorSpec("point_coords", ("B", n, 2)), TensorSpec("point_labels", ("B", n)))
+        + (masks if kind.mask_input else ()),
+        outputs=(TensorSpec("low_res_masks", ("B", m, low, low)),
+                 TensorSpec("iou_predictions", ("B", m))) + kind.extra_outputs,
         # Host-side token selection, as the variant's official predictor does.
-        extra={"mask_selection": {"multimask": list(variant.multimask_tokens),
-                                  "single": list(variant.single_mask_tokens)}},
+        extra={"decoder_kind": kind.name, "mask_selection": selection,
+               "from_encoder": ["image_embeddings"] + [t.name for t in kind.encoder_features]},
     )
 
 
@@ -118,6 +172,9 @@ def sample_feed(graph: GraphSpec, seed: int = 0, batch: int = 2, points: int = 3
             feed[t.name] = np.resize(labels, shape).astype(np.float32)
         elif t.name == "has_mask_input":
             feed[t.name] = (np.arange(shape[0]) % 2).astype(np.float32)
+        elif t.name.startswith("high_res_feats_"):
+            tag = TAG_HIGH_RES_0 if t.name.endswith("0") else TAG_HIGH_RES_1
+            feed[t.name] = synthetic_array(tag, shape, seed, -1.0, 1.0)
         else:
             feed[t.name] = synthetic_array(0xF2, shape, seed, -1.0, 1.0)
     return feed

@@ -35,22 +35,36 @@ def _as_float(name: str, value: Any, shape_desc: str, ndim: int, last: int | Non
 class SamPredictor:
     """Predict masks for prompts on one image at a time, encoder run once per image.
 
+    Works for every decoder kind the manifest describes (SAM, EfficientSAM, SAM 2): prompt
+    rules, resizing and token selection are read from the bundle, never from the variant.
+
     Attributes after ``set_image``: ``original_size`` ``(H, W)``, ``input_size`` (the resized
-    ``(h, w)``), ``features`` (the encoder outputs). ``timings`` holds the last step times (ms).
+    ``(h, w)``), ``features`` (every encoder output, e.g. SAM 2's high-res maps). After a
+    prediction, ``extra_outputs`` holds the decoder's further outputs for the returned batch
+    (SAM 2: ``object_score_logits`` ``Bx1``, > 0 means an object is present). ``timings``
+    holds the last step times (ms).
     """
 
     def __init__(self, bundle: Bundle):
-        if bundle.decoder_kind != "sam":
-            raise InputError(f"SamPredictor runs 'sam' decoders, this bundle has {bundle.decoder_kind!r}")
+        decoder = bundle.graph("decoder")
+        inputs = {t["name"]: t["shape"] for t in decoder.get("inputs", [])}
+        outputs = {t["name"]: t["shape"] for t in decoder.get("outputs", [])}
+        missing = {"image_embeddings", "point_coords", "point_labels"} - set(inputs)
+        missing |= {"low_res_masks", "iou_predictions"} - set(outputs)
+        if missing:
+            raise InputError(f"the bundle's decoder graph ({bundle.decoder_kind!r}) lacks "
+                             f"{sorted(missing)}; it is not a promptable SAM-style decoder")
         self.bundle = bundle
         self.spec = bundle.processing
-        selection = bundle.graph("decoder").get("extra", {}).get("mask_selection", {})
+        selection = decoder.get("extra", {}).get("mask_selection", {})
         self._multi = list(selection.get("multimask", [1, 2, 3]))
         self._single = list(selection.get("single", [0]))
-        outputs = {t["name"]: t["shape"] for t in bundle.graph("decoder").get("outputs", [])}
-        self._num_tokens = int(outputs.get("low_res_masks", [0, 4])[1])
+        self._fallback = selection.get("single_fallback")
+        self._num_tokens = int(outputs["low_res_masks"][1])
+        self._decoder_inputs = list(inputs)
         self.timings: dict[str, float] = {}
         self.features: dict[str, np.ndarray] = {}
+        self.extra_outputs: dict[str, np.ndarray] = {}
         self.reset_image()
 
     # ------------------------------------------------------------------ image
@@ -151,24 +165,27 @@ class SamPredictor:
         frame_coords = P.transform_coords(coords, self.original_size, spec) if coords is not None else None
         frame_boxes = P.transform_boxes(boxes, self.original_size, spec) if boxes is not None else None
         tokens = self._tokens(multimask_output, num_multimask_outputs)
-        pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch, spec.pad_point)
-        low = spec.low_res_size
-        has_mask = np.full((batch,), 1.0 if mask_input is not None else 0.0, dtype=np.float32)
-        if mask_input is None:
-            mask_input = np.zeros((batch, 1, low, low), dtype=np.float32)
-        feed = {"image_embeddings": self.features["image_embeddings"], "point_coords": pc,
-                "point_labels": pl, "mask_input": mask_input.astype(np.float32),
-                "has_mask_input": has_mask}
+        pc, pl = P.decoder_prompts(frame_coords, labels, frame_boxes, batch, spec)
+        feed = {name: self.features[name] for name in self._decoder_inputs if name in self.features}
+        feed.update(point_coords=pc, point_labels=pl)
+        if "mask_input" in self._decoder_inputs:
+            low = spec.low_res_size
+            feed["has_mask_input"] = np.full((batch,), 1.0 if mask_input is not None else 0.0, np.float32)
+            feed["mask_input"] = (np.zeros((batch, 1, low, low), np.float32) if mask_input is None
+                                  else mask_input.astype(np.float32))
         t0 = time.perf_counter()
         out = self.bundle.decoder.run(feed)
         t1 = time.perf_counter()
-        low_res = out["low_res_masks"][:, tokens]
-        scores = out["iou_predictions"][:, tokens]
+        low_res, scores = P.select_masks(out["low_res_masks"], out["iou_predictions"], tokens,
+                                         self._fallback, self._multi, spec.mask_threshold)
+        self.extra_outputs = {k: v for k, v in out.items() if k not in ("low_res_masks", "iou_predictions")}
         if use_stability_score:
             scores = P.stability_score(low_res, spec.mask_threshold)
         masks = P.postprocess_masks(low_res, self.original_size, spec)
         if not return_logits:
             masks = P.threshold_masks(masks, spec)
+        if spec.low_res_clamp > 0:
+            low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
         self.timings.update(decoder_ms=(t1 - t0) * 1e3, postprocess_ms=(time.perf_counter() - t1) * 1e3)
         return masks, scores, low_res
 
@@ -201,6 +218,9 @@ class SamPredictor:
             boxes = _as_float("boxes", boxes, "Bx4 (XYXY)", 2, 4)
             sizes.append(boxes.shape[0])
         if mask_input is not None:
+            if "mask_input" not in self._decoder_inputs:
+                raise InputError(f"{self.bundle.variant} ({self.bundle.decoder_kind} decoder) takes no "
+                                 "mask_input: its decoder has no mask prompt; pass points and/or a box")
             low = self.spec.low_res_size
             mask_input = _as_float("mask_input", mask_input, f"Bx1x{low}x{low}", 4, low)
             if mask_input.shape[1:] != (1, low, low):

@@ -72,8 +72,10 @@ class VariantSpec:
         builder: ``"module:function"`` returning the torch ``SamModel`` (export side only).
         processing: pre/post-processing (input size, mean/std, resize rule, mask size);
             default: SAM's (1024 longest side, Pillow bilinear, SAM mean/std).
-        decoder_kind: decoder graph contract (``"sam"``: points/labels/mask_input in,
-            4 masks + 4 IoU scores out).
+        decoder_kind: decoder graph contract, a key of ``graphs.DECODER_KINDS``:
+            ``"sam"`` (points, labels, mask input in; 4 masks + 4 IoU scores out),
+            ``"efficient_sam"`` (6 points, no mask input), ``"sam2"`` (also takes the
+            encoder's high-res maps, also returns an object score).
         embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
         targets: export targets supported for this variant.
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).

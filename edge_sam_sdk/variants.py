@@ -116,7 +116,7 @@ def nanosam() -> VariantSpec:
         description="NanoSAM: ResNet-18 encoder distilled from MobileSAM, MobileSAM decoder; "
                     "returns all 4 masks, no padding point",
         processing=ProcessingSpec(resize="longest_side_floor", interpolation="pil_bicubic",
-                                  pad_point=False, postprocess="crop_low_res"),
+                                  pad_point="never", postprocess="crop_low_res"),
         multimask_tokens=(0, 1, 2, 3),
     )
 
@@ -191,3 +191,4 @@ _EFFICIENTVIT_SAM = {
 }
 for _size, (_px, _text) in _EFFICIENTVIT_SAM.items():
     register_variant(functools.partial(_efficientvit_sam, _size, _px, _text))
+

@@ -22,14 +22,14 @@ from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok, sampl
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
-from .model import DecoderGraph, EncoderGraph
 
 Progress = Callable[[str], None]
 TARGET_FILES = {"onnx": ".onnx"}
 
 
 def graph_modules(model: Any) -> dict[str, Any]:
-    return {"encoder": EncoderGraph(model).eval(), "decoder": DecoderGraph(model).eval()}
+    """``{"encoder": module, "decoder": module}``: the model family's two export graphs."""
+    return dict(model.export_graphs())
 
 
 def measure_parity(backend: Any, module: Any, graph: GraphSpec,

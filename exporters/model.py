@@ -22,6 +22,10 @@ class SamModel(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
 
+    def export_graphs(self) -> dict[str, nn.Module]:
+        """The two graphs every target is compiled from (each model family provides its own)."""
+        return {"encoder": EncoderGraph(self).eval(), "decoder": DecoderGraph(self).eval()}
+
 
 class EncoderGraph(nn.Module):
     """``image`` ``1x3xSxS`` normalized float32 -> ``image_embeddings`` ``1x256x64x64``."""

@@ -129,13 +129,16 @@ class Attention(nn.Module):
 
 class TwoWayAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
-                 skip_first_layer_pe: bool, norm_eps: float = 1e-5, proj_order: str = "qkv"):
+                 skip_first_layer_pe: bool, norm_eps: float = 1e-5, proj_order: str = "qkv",
+                 mlp_keys: str = "lin"):
         super().__init__()
         self.self_attn = Attention(dim, num_heads, proj_order=proj_order)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate, proj_order)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = MLPBlock(dim, mlp_dim, nn.ReLU)
+        # SAM names the ReLU MLP's layers lin1/lin2, SAM 2 layers.0/layers.1 (same math).
+        self.mlp: nn.Module = (MLPBlock(dim, mlp_dim, nn.ReLU) if mlp_keys == "lin"
+                               else MLP(dim, mlp_dim, dim, 2))
         self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
         self.norm4 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate, proj_order)
@@ -161,16 +164,18 @@ class TwoWayTransformer(nn.Module):
     """Tokens attend to the image and back, ``depth`` times, then a final token->image pass.
 
     ``norm_eps`` is the LayerNorms' epsilon (SAM: 1e-5; EfficientViT-SAM sets 1e-6);
-    ``proj_order`` orders the attention projections' keys (see :class:`Attention`).
+    ``proj_order`` orders the attention projections' keys (see :class:`Attention`);
+    ``mlp_keys`` names the MLP layers (``"lin"``: SAM's ``lin1/lin2``, ``"layers"``: SAM 2's).
     """
 
     def __init__(self, depth: int = 2, embedding_dim: int = 256, num_heads: int = 8,
                  mlp_dim: int = 2048, attention_downsample_rate: int = 2, norm_eps: float = 1e-5,
-                 proj_order: str = "qkv"):
+                 proj_order: str = "qkv", mlp_keys: str = "lin"):
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
-                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps, proj_order=proj_order)
+                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps, proj_order=proj_order,
+                                 mlp_keys=mlp_keys)
             for i in range(depth)
         )
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate,

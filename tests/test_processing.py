@@ -12,11 +12,12 @@ from edge_sam_sdk.processing import (
     decoder_prompts,
     postprocess_masks,
     preprocess,
-    resize_uint8,
     resized_shape,
+    select_masks,
     transform_boxes,
     transform_coords,
 )
+from edge_sam_sdk.resize import resize_image
 
 SPEC = ProcessingSpec()
 PIL_FILTERS = {"pil_bilinear": Image.BILINEAR, "pil_bicubic": Image.BICUBIC}
@@ -29,7 +30,7 @@ def test_resize_equals_pillow(interp: str) -> None:
         h, w, oh, ow = (int(v) for v in rng.integers(1, 160, 4))
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         ref = np.asarray(Image.fromarray(img).resize((ow, oh), PIL_FILTERS[interp]))
-        np.testing.assert_array_equal(resize_uint8(img, (oh, ow), interp), ref, err_msg=str((h, w, oh, ow)))
+        np.testing.assert_array_equal(resize_image(img, (oh, ow), interp), ref, err_msg=str((h, w, oh, ow)))
 
 
 def test_resized_shape_longest_side() -> None:
@@ -68,7 +69,7 @@ def test_decoder_prompts_padding_and_boxes() -> None:
     assert c.shape == (1, 2, 2) and lab.tolist() == [[1.0, -1.0]]
     c, lab = decoder_prompts(pts, labs, np.array([[[1.0, 2.0], [3.0, 4.0]]]))
     assert lab.tolist() == [[1.0, 2.0, 3.0]] and c[0, 2].tolist() == [3.0, 4.0]
-    c, lab = decoder_prompts(pts, labs, None, pad_point=False)
+    c, lab = decoder_prompts(pts, labs, None, spec=ProcessingSpec(pad_point="never"))
     assert c.shape == (1, 1, 2) and lab.tolist() == [[1.0]]
     c, lab = decoder_prompts(None, None, None, batch=2)
     assert c.shape == (2, 0, 2) and lab.shape == (2, 0)
@@ -124,4 +125,63 @@ def test_unknown_processing_rules_are_refused() -> None:
     with pytest.raises(InputError, match="unknown postprocess"):
         ProcessingSpec(postprocess="nearest")
     with pytest.raises(InputError, match="unknown resize"):
-        ProcessingSpec(resize="stretch")
+        ProcessingSpec(resize="squash")
+    with pytest.raises(InputError, match="nothing to crop"):
+        ProcessingSpec(resize="stretch")  # stretch needs postprocess "resize"
+    assert ProcessingSpec(pad_point=False).pad_point == "never"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rule,kw", [("torch_bilinear", {"mode": "bilinear"}),
+                                     ("torch_bilinear_aa", {"mode": "bilinear", "antialias": True}),
+                                     ("torch_bicubic", {"mode": "bicubic"})])
+def test_float_resize_equals_torch_interpolate(rule: str, kw: dict) -> None:
+    """EfficientSAM / SAM 2 resize the float image with torch, not Pillow: ours equals it."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for h, w, oh, ow in ((120, 180, 64, 64), (30, 20, 64, 96), (50, 70, 50, 33)):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        t = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
+        ref = torch.nn.functional.interpolate(t, (oh, ow), align_corners=False, **kw)[0].permute(1, 2, 0)
+        np.testing.assert_allclose(resize_image(img, (oh, ow), rule), ref.numpy(), atol=2e-3)
+
+
+def test_stretch_rule_and_direct_mask_resize() -> None:
+    torch = pytest.importorskip("torch")
+    spec = ProcessingSpec(resize="stretch", interpolation="torch_bilinear_aa", postprocess="resize",
+                          mask_interpolation="torch_bicubic")
+    x, resized = preprocess(np.zeros((1200, 1800, 3), np.uint8), spec)
+    assert resized == (1024, 1024) and x.shape == (1, 3, 1024, 1024)
+    np.testing.assert_allclose(transform_coords(np.array([[900.0, 600.0]]), (1200, 1800), spec),
+                               [[512.0, 512.0]])
+    low = np.random.default_rng(4).normal(size=(1, 3, 256, 256)).astype(np.float32)
+    t = torch.nn.functional.interpolate(torch.from_numpy(low), (300, 450), mode="bicubic",
+                                        align_corners=False).numpy()
+    np.testing.assert_allclose(postprocess_masks(low, (300, 450), spec), t, atol=2e-4)
+
+
+def test_prompt_rules_of_sam2_and_efficient_sam() -> None:
+    pts, labs = np.array([[[10.0, 20.0]]]), np.array([[1.0]])
+    box = np.array([[[1.0, 2.0], [3.0, 4.0]]])
+    sam2 = ProcessingSpec(pad_point="always", box_first=True)
+    c, lab = decoder_prompts(pts, labs, box, spec=sam2)
+    assert lab.tolist() == [[2.0, 3.0, 1.0, -1.0]] and c[0, 0].tolist() == [1.0, 2.0]
+    esam = ProcessingSpec(pad_point="never", max_points=6, pad_coord=-1.0)
+    c, lab = decoder_prompts(pts, labs, box, spec=esam)
+    assert lab.tolist() == [[1.0, 2.0, 3.0, -1.0, -1.0, -1.0]] and c[0, 5].tolist() == [-1.0, -1.0]
+    with pytest.raises(InputError, match="at most 6 prompt points"):
+        decoder_prompts(np.zeros((1, 7, 2)), np.ones((1, 7)), None, spec=esam)
+
+
+def test_single_mask_fallback_picks_the_best_multimask_token() -> None:
+    """SAM 2's dynamic multimask: an unstable token 0 is replaced by the best of 1..3."""
+    low = np.zeros((2, 4, 8, 8), np.float32)
+    low[0, 0] = 1.0                 # stable token 0: kept
+    low[1, 0, :4] = 0.01            # unstable (0 of 32 above +0.05): replaced
+    low[:, 2] = 5.0
+    iou = np.array([[0.1, 0.2, 0.9, 0.3]] * 2, np.float32)
+    fb = {"stability_delta": 0.05, "stability_thresh": 0.98}
+    masks, scores = select_masks(low, iou, [0], fb, [1, 2, 3])
+    assert scores[:, 0].tolist() == pytest.approx([0.1, 0.9])
+    assert masks[0, 0, 0, 0] == 1.0 and masks[1, 0, 0, 0] == 5.0
+    _, scores = select_masks(low, iou, [1, 2, 3], fb, [1, 2, 3])
+    assert scores.shape == (2, 3)
