@@ -192,3 +192,33 @@ _EFFICIENTVIT_SAM = {
 for _size, (_px, _text) in _EFFICIENTVIT_SAM.items():
     register_variant(functools.partial(_efficientvit_sam, _size, _px, _text))
 
+
+def _efficient_sam(size: str, description: str) -> VariantSpec:
+    file = f"efficient_sam_vit{size}.pt"
+    return VariantSpec(
+        name=f"efficient_sam_vit{size}",
+        family="efficient_sam",
+        checkpoint=CheckpointSpec(files=(file,), wrapper="model",
+                                  url="https://github.com/yformer/EfficientSAM/tree/main/weights "
+                                      "(efficient_sam_vits.pt ships zipped: unzip it first)"),
+        license="Apache-2.0",
+        builder=f"edge_sam_sdk.exporters.efficient_sam:efficient_sam_vit{size}",
+        description=description,
+        decoder_kind="efficient_sam",
+        # Stretch to 1024x1024 with torch bilinear (no antialias) on the float image; exactly
+        # 6 prompt points, padded with (-1, -1) labelled -1; no mask input; bicubic upscaling.
+        processing=ProcessingSpec(resize="stretch", interpolation="torch_bilinear", pad_point="never",
+                                  max_points=6, pad_coord=-1.0, postprocess="resize",
+                                  mask_interpolation="torch_bicubic"),
+    )
+
+
+@register_variant
+def efficient_sam_vitt() -> VariantSpec:
+    return _efficient_sam("t", "EfficientSAM ViT-Ti: SAMI-pretrained plain ViT (10M), no mask prompt")
+
+
+@register_variant
+def efficient_sam_vits() -> VariantSpec:
+    return _efficient_sam("s", "EfficientSAM ViT-S: SAMI-pretrained plain ViT (26M), no mask prompt")
+
