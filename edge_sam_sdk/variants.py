@@ -222,3 +222,38 @@ def efficient_sam_vitt() -> VariantSpec:
 def efficient_sam_vits() -> VariantSpec:
     return _efficient_sam("s", "EfficientSAM ViT-S: SAMI-pretrained plain ViT (26M), no mask prompt")
 
+
+#: Keys of the SAM 2 video model that image mode never uses (dropped when loading).
+_SAM2_VIDEO_ONLY = ("memory_attention.", "memory_encoder.", "maskmem_tpos_enc", "no_mem_pos_enc",
+                    "no_obj_ptr", "no_obj_embed_spatial", "mask_downsample.", "obj_ptr_proj.",
+                    "obj_ptr_tpos_proj.")
+
+
+def _sam2(size: str, description: str) -> VariantSpec:
+    file = f"sam2.1_hiera_{size}.pt"
+    return VariantSpec(
+        name=f"sam2_1_hiera_{size}",
+        family="sam2",
+        checkpoint=CheckpointSpec(files=(file,), wrapper="model", ignore=_SAM2_VIDEO_ONLY,
+                                  url=f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"),
+        license="Apache-2.0",
+        builder=f"edge_sam_sdk.exporters.sam2:sam2_1_hiera_{size}",
+        description=description,
+        decoder_kind="sam2",
+        # SAM2ImagePredictor: stretch with antialiased bilinear on the float image, box corners
+        # first and a padding point always, masks resized straight from 256x256, returned
+        # low-res logits clamped to [-32, 32].
+        processing=ProcessingSpec(resize="stretch", interpolation="torch_bilinear_aa", pad_point="always",
+                                  box_first=True, postprocess="resize", low_res_clamp=32.0),
+    )
+
+
+#: SAM 2.1 sizes (image mode), one registration each.
+_SAM2_SIZES = {
+    "tiny": "SAM 2.1 Hiera-T (image mode): multi-scale Hiera + FPN, high-res decoder features",
+    "small": "SAM 2.1 Hiera-S (image mode)",
+    "base_plus": "SAM 2.1 Hiera-B+ (image mode)",
+    "large": "SAM 2.1 Hiera-L (image mode)",
+}
+for _size, _text in _SAM2_SIZES.items():
+    register_variant(functools.partial(_sam2, _size, _text))

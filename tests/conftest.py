@@ -33,9 +33,9 @@ def golden_variants(require: str | None = None) -> list[str]:
     return out
 
 
-def layout_variants() -> list[str]:
+def layout_variants() -> list[object]:
     """Registered variants without a golden file, checked by ``tests/layouts/<variant>.txt``."""
-    return [v for v in list_variants()
+    return [pytest.param(v, marks=heavy(v), id=v) for v in list_variants()
             if not (GOLDEN_DIR / f"{v}.npz").exists() and (LAYOUT_DIR / f"{v}.txt").exists()]
 
 
@@ -49,8 +49,12 @@ def read_layout(variant: str) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
+#: Encoders of 200M+ parameters: their tests are marked slow, their ONNX export is opt-in.
+HEAVY = ("sam_vit_l", "sam_vit_h", "sam2_1_hiera_large")
+
+
 def heavy(variant: str) -> list[pytest.MarkDecorator]:
-    return [pytest.mark.slow] if variant in ("sam_vit_l", "sam_vit_h") else []
+    return [pytest.mark.slow] if variant in HEAVY else []
 
 
 def variant_params(require: str | None = None) -> list[object]:
@@ -90,13 +94,12 @@ def onnx_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"_root": tmp_path_factory.mktemp("bundles")}
 
 
-HEAVY_ONNX = ("sam_vit_l", "sam_vit_h")
 
 
 def get_bundle(bundles: dict[str, Path], variant: str) -> Path:
     from edge_sam_sdk.exporters.export import export_bundle
 
-    if variant in HEAVY_ONNX and not os.environ.get("EDGESAM_HEAVY_ONNX"):
+    if variant in HEAVY and not os.environ.get("EDGESAM_HEAVY_ONNX"):
         pytest.skip(f"exporting {variant} to ONNX in the test process peaks near 10 GB next to the "
                     "cached models and takes minutes; opt in with EDGESAM_HEAVY_ONNX=1")
 
