@@ -34,19 +34,20 @@ def measure(variant: str, runs: int, threads: int) -> dict[str, Any]:
     from edge_sam_sdk.bench import bench_bundle
     from edge_sam_sdk.bundle import load_bundle
     from edge_sam_sdk.exporters.checkpoint import load_model
-    from edge_sam_sdk.exporters.export import export_bundle
+    from edge_sam_sdk.exporters.export import export_bundle, graph_modules
     from edge_sam_sdk.registry import get_variant
 
     spec = get_variant(variant)
     model = load_model(spec, "synthetic:0")
     params = sum(p.numel() for p in model.parameters())
-    enc_params = sum(p.numel() for p in model.image_encoder.parameters())
+    encoder = graph_modules(model)["encoder"]  # SAM 2: with its high-res projections
+    enc_params = sum(p.numel() for p in encoder.parameters())
     s = spec.processing.input_size
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model.image_encoder(torch.zeros(1, 3, s, s))
+        encoder(torch.zeros(1, 3, s, s))
     flops = counter.get_total_flops()
-    del model
+    del model, encoder
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         path = export_bundle(variant, "synthetic:0", Path(tmp) / variant)

@@ -5,6 +5,7 @@ clear error, and batching equals single calls under each kind's prompt rules."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,21 @@ def test_sam2_surfaces_object_score_and_clamps_logits(onnx_bundles: dict) -> Non
     refined, _, _ = p.predict(np.array([[300, 200]]), np.array([1]), mask_input=low[:1],
                               multimask_output=False)
     assert refined.shape == (1, 600, 900)
+
+
+@pytest.mark.parametrize("variant", [ESAM, SAM2])
+def test_cli_predict_verify_bench(variant: str, onnx_bundles: dict, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_sam_sdk.cli import main
+    from edge_sam_sdk.visualize import save_png
+
+    bundle = str(get_bundle(onnx_bundles, variant))
+    save_png(demo_image(), tmp_path / "img.png")
+    assert main(["predict", bundle, "--image", str(tmp_path / "img.png"), "--point", "270,330,1",
+                 "--box", "160,230,420,450", "--out", str(tmp_path / "ov.png")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out["iou_predictions"]) == 1
+    if variant == SAM2:
+        assert np.asarray(out["object_score_logits"]).shape == (1, 1)
+    assert main(["verify", bundle, "--checkpoint", "synthetic:0"]) == 0
+    assert main(["bench", bundle, "--runs", "1", "--warmup", "0"]) == 0
