@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import sam_neck
-from .sam_decoder import Attention, PositionEmbeddingRandom
+from .sam_decoder import Attention, PositionEmbeddingRandom, TwoWayTransformer
 
 MAX_POINTS = 6  # the official decoder always sees exactly this many prompt tokens
 
@@ -218,37 +218,14 @@ class TwoWayBlock(nn.Module):
         return queries, keys
 
 
-class TwoWayTransformer(nn.Module):
-    """``depth`` two-way blocks then a final token->image attention and LayerNorm."""
-
-    def __init__(self, depth: int = 2, dim: int = 256, num_heads: int = 8, mlp_dim: int = 2048,
-                 downsample_rate: int = 2):
-        super().__init__()
-        self.layers = nn.ModuleList(TwoWayBlock(dim, num_heads, mlp_dim, downsample_rate, i == 0)
-                                    for i in range(depth))
-        self.final_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
-        self.norm_final_attn = nn.LayerNorm(dim)
-
-    def forward(self, image: torch.Tensor, image_pe: torch.Tensor,
-                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``BxCxHxW`` image and PE, ``BxTxC`` tokens -> (tokens ``BxTxC``, image ``BxHWxC``)."""
-        keys = image.flatten(2).transpose(1, 2)
-        key_pe = image_pe.flatten(2).transpose(1, 2)
-        queries = tokens
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, key_pe)
-        q, k = queries + tokens, keys + key_pe
-        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
-        return queries, keys
-
-
 class EfficientSamMaskDecoder(nn.Module):
     """Image embeddings + sparse tokens -> 4 mask logits (256x256) and 4 IoU scores."""
 
     def __init__(self, dim: int = 256, num_multimask_outputs: int = 3, iou_head_depth: int = 2,
                  iou_head_hidden_dim: int = 256, upscaling_dims: tuple[int, int] = (64, 32)):
         super().__init__()
-        self.transformer = TwoWayTransformer(dim=dim)
+        self.transformer = TwoWayTransformer(
+            embedding_dim=dim, block=lambda i: TwoWayBlock(dim, 8, 2048, 2, skip_first_layer_pe=i == 0))
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)

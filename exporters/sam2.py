@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import MLP, LayerNorm2d
-from .sam_decoder import PromptEncoder, TwoWayTransformer
+from .common import MLP
+from .sam_decoder import PromptEncoder, TwoWayTransformer, output_upscaling
 
 
 class Sam2MaskDecoder(nn.Module):
@@ -37,13 +37,7 @@ class Sam2MaskDecoder(nn.Module):
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
         self.obj_score_token = nn.Embedding(1, dim)
-        self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2),
-            LayerNorm2d(dim // 4),
-            nn.GELU(),
-            nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
-            nn.GELU(),
-        )
+        self.output_upscaling = output_upscaling(dim)
         self.conv_s0 = nn.Conv2d(dim, dim // 8, kernel_size=1)
         self.conv_s1 = nn.Conv2d(dim, dim // 4, kernel_size=1)
         self.output_hypernetworks_mlps = nn.ModuleList(

@@ -11,6 +11,7 @@ are two corner points with labels 2 and 3, which embeds them exactly as the offi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -166,13 +167,17 @@ class TwoWayTransformer(nn.Module):
     ``norm_eps`` is the LayerNorms' epsilon (SAM: 1e-5; EfficientViT-SAM sets 1e-6);
     ``proj_order`` orders the attention projections' keys (see :class:`Attention`);
     ``mlp_keys`` names the MLP layers (``"lin"``: SAM's ``lin1/lin2``, ``"layers"``: SAM 2's).
+    ``block`` builds layer ``i`` instead of :class:`TwoWayAttentionBlock` (EfficientSAM's
+    blocks treat the token PE differently); it takes and returns ``(queries, keys)`` alike.
     """
 
     def __init__(self, depth: int = 2, embedding_dim: int = 256, num_heads: int = 8,
                  mlp_dim: int = 2048, attention_downsample_rate: int = 2, norm_eps: float = 1e-5,
-                 proj_order: str = "qkv", mlp_keys: str = "lin"):
+                 proj_order: str = "qkv", mlp_keys: str = "lin",
+                 block: Callable[[int], nn.Module] | None = None):
         super().__init__()
         self.layers = nn.ModuleList(
+            block(i) if block is not None else
             TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
                                  skip_first_layer_pe=(i == 0), norm_eps=norm_eps, proj_order=proj_order,
                                  mlp_keys=mlp_keys)
@@ -195,6 +200,17 @@ class TwoWayTransformer(nn.Module):
         return queries, keys
 
 
+def output_upscaling(dim: int) -> nn.Sequential:
+    """SAM's (and SAM 2's) 4x upscaling of ``dim`` channels to ``dim / 8`` (keys ``0, 1, 3``)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2),
+        LayerNorm2d(dim // 4),
+        nn.GELU(),
+        nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
+        nn.GELU(),
+    )
+
+
 class MaskDecoder(nn.Module):
     """Predicts ``num_multimask_outputs + 1`` masks and their IoU scores from embeddings."""
 
@@ -207,13 +223,7 @@ class MaskDecoder(nn.Module):
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
-        self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
-            LayerNorm2d(transformer_dim // 4),
-            nn.GELU(),
-            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
-            nn.GELU(),
-        )
+        self.output_upscaling = output_upscaling(transformer_dim)
         self.output_hypernetworks_mlps = nn.ModuleList(
             MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
             for _ in range(self.num_mask_tokens)
