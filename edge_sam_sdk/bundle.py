@@ -9,7 +9,7 @@ The manifest fully describes how to use the graphs, so apps need nothing else::
       "processing": {every field of ProcessingSpec: resize rule, interpolation, mean/std,
                      prompt frame and padding rules, mask post-processing, ...},
       "graphs": {"encoder": {"file", "sha256", "inputs", "outputs", "data_files", ...},
-                 "decoder": {..., "extra": {"decoder_kind", "mask_selection": {...},
+                 "decoder": {..., "extra": {"mask_selection": {...},
                                             "from_encoder": [encoder outputs it takes]}}},
       "checkpoint": {"source", "sha256"},
       "export_parity": {"encoder": {...}, "decoder": {...}},

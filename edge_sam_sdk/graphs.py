@@ -144,7 +144,7 @@ def decoder_spec(variant: VariantSpec) -> GraphSpec:
         outputs=(TensorSpec("low_res_masks", ("B", m, low, low)),
                  TensorSpec("iou_predictions", ("B", m))) + kind.extra_outputs,
         # Host-side token selection, as the variant's official predictor does.
-        extra={"decoder_kind": kind.name, "mask_selection": selection,
+        extra={"mask_selection": selection,
                "from_encoder": ["image_embeddings"] + [t.name for t in kind.encoder_features]},
     )
 

@@ -139,9 +139,7 @@ class EfficientSamPromptEncoder(nn.Module):
 
     def forward(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``BxNx2`` coords (1024 frame), ``BxN`` labels -> ``BxNx256`` sparse embeddings."""
-        h, w = self.input_image_size
-        scale = torch.tensor([1.0 / w, 1.0 / h], dtype=coords.dtype, device=coords.device)
-        out = self.pe_layer.encode((coords + 0.5) * scale)
+        out = self.pe_layer.points(coords, self.input_image_size)
         labels = labels.unsqueeze(-1)
         for label, emb in ((-1, self.invalid_points), (1, self.point_embeddings),
                            (2, self.bbox_top_left_embeddings), (3, self.bbox_bottom_right_embeddings)):

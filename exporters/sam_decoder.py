@@ -36,6 +36,12 @@ class PositionEmbeddingRandom(nn.Module):
         coords = 2 * math.pi * coords
         return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
 
+    def points(self, coords: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
+        """PE of pixel-centre coordinates ``(..., 2)`` in an ``(h, w)`` frame: ``(xy + 0.5) / (w, h)``."""
+        h, w = frame
+        scale = torch.tensor([1.0 / w, 1.0 / h], dtype=coords.dtype, device=coords.device)
+        return self.encode((coords + 0.5) * scale)
+
     def dense(self, h: int, w: int) -> torch.Tensor:
         """Positional encoding of an ``h x w`` grid: ``1 x C x h x w``."""
         grid = torch.ones(h, w, dtype=self.positional_encoding_gaussian_matrix.dtype,
@@ -80,9 +86,7 @@ class PromptEncoder(nn.Module):
 
     def embed_points(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``BxNx2`` prompt-frame coords, ``BxN`` labels -> ``BxNxC`` sparse embeddings."""
-        h, w = self.input_image_size
-        scale = torch.tensor([1.0 / w, 1.0 / h], dtype=coords.dtype, device=coords.device)
-        pe = self.pe_layer.encode((coords + 0.5) * scale)
+        pe = self.pe_layer.points(coords, self.input_image_size)
         labels = labels.unsqueeze(-1).to(pe.dtype)
         out = pe * (labels != -1).to(pe.dtype) + self.not_a_point_embed.weight * (labels == -1).to(pe.dtype)
         for i, emb in enumerate(self.point_embeddings):

@@ -11,15 +11,11 @@ import pytest
 
 from conftest import get_bundle, get_model, golden, variant_params
 from edge_sam_sdk import SamPredictor, load_bundle
-from edge_sam_sdk.graphs import graph_specs
+from edge_sam_sdk.graphs import graph_specs, sample_feed
 from edge_sam_sdk.processing import decoder_prompts, select_masks, stability_score
 from edge_sam_sdk.registry import get_variant
 from edge_sam_sdk.testing import (
-    TAG_EMBEDDINGS,
     TAG_ENCODER_INPUT,
-    TAG_HIGH_RES_0,
-    TAG_HIGH_RES_1,
-    TAG_MASK_INPUT,
     Golden,
     synthetic_array,
 )
@@ -109,10 +105,6 @@ def _prompt_case(case: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-_FEATURE_TAGS = {"image_embeddings": TAG_EMBEDDINGS, "high_res_feats_0": TAG_HIGH_RES_0,
-                 "high_res_feats_1": TAG_HIGH_RES_1}
-
-
 def _decoder_feed(g: Golden, case: dict[str, Any], variant: str) -> dict[str, np.ndarray]:
     """The decoder graph's inputs for a golden decoder case, built from the graph spec."""
     spec = get_variant(variant)
@@ -126,16 +118,13 @@ def _decoder_feed(g: Golden, case: dict[str, Any], variant: str) -> dict[str, np
     if "model_point_coords" in case:  # the golden states the exact decoder inputs
         np.testing.assert_array_equal(pc, case["model_point_coords"])
         np.testing.assert_array_equal(pl, case["model_point_labels"])
-    feed = {"point_coords": pc, "point_labels": pl}
-    for t in graph_specs(spec)["decoder"].inputs:
-        if t.name in _FEATURE_TAGS:
-            feed[t.name] = synthetic_array(_FEATURE_TAGS[t.name], tuple(int(d) for d in t.shape),
-                                           g.seed, -1.0, 1.0)
-        elif t.name == "mask_input":
-            mask = synthetic_array(TAG_MASK_INPUT, (1, 1, 256, 256), g.seed, -8.0, 8.0)
-            feed[t.name] = mask if case.get("mask") else np.zeros_like(mask)
-        elif t.name == "has_mask_input":
-            feed[t.name] = np.array([1.0 if case.get("mask") else 0.0], np.float32)
+    # Embeddings, high-res maps and mask input: GOLDEN.md's tagged synthetic inputs.
+    feed = sample_feed(graph_specs(spec)["decoder"], seed=g.seed, batch=1)
+    feed.update(point_coords=pc, point_labels=pl)
+    if "mask_input" in feed and not case.get("mask"):
+        feed.update(mask_input=np.zeros_like(feed["mask_input"]), has_mask_input=np.zeros((1,), np.float32))
+    elif "mask_input" in feed:
+        feed["has_mask_input"] = np.ones((1,), np.float32)
     return feed
 
 
