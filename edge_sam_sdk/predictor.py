@@ -158,6 +158,37 @@ class SamPredictor:
 
         Returns ``(masks BxCxHxW, iou_predictions BxC, low_res_logits BxCx256x256)``.
         """
+        low_res, scores = self.predict_low_res(point_coords, point_labels, boxes, mask_input,
+                                               multimask_output, num_multimask_outputs)
+        t1 = time.perf_counter()
+        spec = self.spec
+        if use_stability_score:
+            scores = P.stability_score(low_res, spec.mask_threshold)
+        masks = P.postprocess_masks(low_res, self.original_size, spec)
+        if not return_logits:
+            masks = P.threshold_masks(masks, spec)
+        if spec.low_res_clamp > 0:
+            low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
+        self.timings["postprocess_ms"] = (time.perf_counter() - t1) * 1e3
+        return masks, scores, low_res
+
+    def predict_low_res(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        num_multimask_outputs: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder step of :meth:`predict_batch` alone, without upscaling to the image.
+
+        Same prompts and options (shapes ``BxNx2``, ``BxN``, ``Bx4``, ``Bx1x256x256``).
+        Returns ``(low_res_logits BxCxLxL float32, iou_predictions BxC)`` with ``L`` the
+        manifest's ``low_res_size``, the selected tokens only, logits not clamped. Callers
+        that upscale a few masks at a time (segment-everything) use this;
+        ``timings["decoder_ms"]`` holds the decoder run's time.
+        """
         self._require_image()
         coords, labels, boxes, mask_input, batch = self._check_batch(point_coords, point_labels,
                                                                      boxes, mask_input)
@@ -175,19 +206,10 @@ class SamPredictor:
                                   else mask_input.astype(np.float32))
         t0 = time.perf_counter()
         out = self.bundle.decoder.run(feed)
-        t1 = time.perf_counter()
-        low_res, scores = P.select_masks(out["low_res_masks"], out["iou_predictions"], tokens,
-                                         self._fallback, self._multi, spec.mask_threshold)
+        self.timings["decoder_ms"] = (time.perf_counter() - t0) * 1e3
         self.extra_outputs = {k: v for k, v in out.items() if k not in ("low_res_masks", "iou_predictions")}
-        if use_stability_score:
-            scores = P.stability_score(low_res, spec.mask_threshold)
-        masks = P.postprocess_masks(low_res, self.original_size, spec)
-        if not return_logits:
-            masks = P.threshold_masks(masks, spec)
-        if spec.low_res_clamp > 0:
-            low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
-        self.timings.update(decoder_ms=(t1 - t0) * 1e3, postprocess_ms=(time.perf_counter() - t1) * 1e3)
-        return masks, scores, low_res
+        return P.select_masks(out["low_res_masks"], out["iou_predictions"], tokens,
+                              self._fallback, self._multi, spec.mask_threshold)
 
     def _tokens(self, multimask_output: bool, num_multimask_outputs: int | None) -> list[int]:
         if num_multimask_outputs is None:
