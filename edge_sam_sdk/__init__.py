@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from .amg import AutomaticMaskGenerator
 from .bundle import Bundle, load_bundle
 from .errors import (
     BackendNotAvailableError,
@@ -21,7 +22,7 @@ from .registry import VariantSpec, get_variant, list_variants, register_variant
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendNotAvailableError", "Bundle", "BundleError", "CheckpointError", "EdgeSamError",
-    "InputError", "SamPredictor", "UnknownVariantError", "VariantSpec", "__version__",
+    "AutomaticMaskGenerator", "BackendNotAvailableError", "Bundle", "BundleError", "CheckpointError",
+    "EdgeSamError", "InputError", "SamPredictor", "UnknownVariantError", "VariantSpec", "__version__",
     "get_variant", "list_variants", "load_bundle", "register_variant",
 ]
