@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,20 @@ def overlay(image: np.ndarray, masks: np.ndarray, points: np.ndarray | None = No
     for box in boxes or []:
         draw.rectangle([float(v) for v in box], outline=(255, 215, 0), width=max(2, r // 2))
     return np.asarray(pil)
+
+
+def color_overlay(image: np.ndarray, masks: Iterable[np.ndarray], alpha: float = 0.5,
+                  seed: int = 0) -> np.ndarray:
+    """Blend each boolean ``HxW`` mask of ``masks`` over ``image`` (``HxWx3`` uint8) in its
+    own colour (random, from ``seed``), in the given order: pass the largest first so that
+    small masks stay visible (as segment-anything's ``show_anns``)."""
+    rng = np.random.default_rng(seed)
+    out = image.astype(np.float32).copy()
+    for m in masks:
+        color = rng.integers(40, 256, size=3).astype(np.float32)
+        m = np.asarray(m, dtype=bool)
+        out[m] = out[m] * (1 - alpha) + color * alpha
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def save_png(image: np.ndarray, path: str | Path) -> None:
