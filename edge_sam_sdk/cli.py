@@ -1,4 +1,4 @@
-"""The ``edgesam`` command line: list, export, predict, everything, verify, bench, demo.
+"""The ``edgesam`` command line: list, export, predict, everything, verify, bench, vectors, demo.
 
 Errors print one line (``edgesam: error: ...``) and exit with status 1 (2 for usage).
 """
@@ -215,6 +215,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from .registry import get_variant
+    from .vectors import VARIANTS, write_vectors
+
+    variants = tuple(args.variant) if args.variant else VARIANTS
+    for v in variants:
+        get_variant(v)  # unknown names fail here, before anything is written
+    out = write_vectors(args.out, variants, large=not args.small, overwrite=args.overwrite,
+                        progress=lambda m: _say(f"vectors: {m}"))
+    cases = len(json.loads((out / "index.json").read_text())["cases"])
+    print(json.dumps({"vectors": str(out), "cases": cases}))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
     from .visualize import demo_image, overlay, save_png
@@ -313,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", default="auto")
     b.add_argument("--json", help="write results as JSON")
     b.set_defaults(fn=cmd_bench)
+
+    t = sub.add_parser("vectors", help="write processing test vectors for ports (Kotlin, Swift, ...)")
+    t.add_argument("--out", required=True, help="folder to write (index.json + .npy arrays)")
+    t.add_argument("--variant", action="append", help="variant whose processing to cover; repeatable "
+                   "(default: a set that uses every processing rule)")
+    t.add_argument("--small", action="store_true", help="skip the large (shrinking) images")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    t.set_defaults(fn=cmd_vectors)
 
     d = sub.add_parser("demo", help="export a variant and segment the built-in demo image")
     d.add_argument("--variant", default="mobile_sam")

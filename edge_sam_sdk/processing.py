@@ -217,26 +217,32 @@ def stability_score(logits: np.ndarray, threshold: float = 0.0, offset: float = 
     return np.where(lo > 0, hi / np.maximum(lo, 1), 1.0).astype(np.float32)
 
 
+def select_tokens(low_res: np.ndarray, scores: np.ndarray, tokens: list[int],
+                  fallback: dict[str, Any] | None = None, candidates: list[int] | None = None,
+                  threshold: float = 0.0) -> np.ndarray:
+    """Which mask tokens to return, ``BxC`` int64, from the decoder's ``BxMxLxL`` logits and
+    ``BxM`` scores: ``tokens`` for every row, except with ``fallback`` (SAM 2's dynamic
+    multimask, ``{"stability_delta", "stability_thresh"}``) when one token is asked for:
+    where that token's stability score (offset ``stability_delta``) is below
+    ``stability_thresh``, the ``candidates`` token with the highest score instead."""
+    batch = low_res.shape[0]
+    chosen = np.tile(np.asarray(tokens, dtype=np.int64)[None, :], (batch, 1))
+    if fallback and len(tokens) == 1 and candidates:
+        stability = stability_score(low_res[:, tokens[0]], threshold, float(fallback["stability_delta"]))
+        cand = np.asarray(candidates, dtype=np.int64)
+        best = cand[np.argmax(scores[:, cand], axis=1)]
+        unstable = stability < float(fallback["stability_thresh"])
+        chosen[:, 0] = np.where(unstable, best, chosen[:, 0])
+    return chosen
+
+
 def select_masks(low_res: np.ndarray, scores: np.ndarray, tokens: list[int],
                  fallback: dict[str, Any] | None = None, candidates: list[int] | None = None,
                  threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Pick mask tokens from the decoder's ``BxMxLxL`` logits and ``BxM`` scores.
-
-    ``fallback`` (SAM 2's dynamic multimask, ``{"stability_delta", "stability_thresh"}``)
-    applies when one token is asked for: where that token's stability score (offset
-    ``stability_delta``) is below ``stability_thresh``, the ``candidates`` token with the
-    highest score is returned instead, mask and score. Returns ``(BxCxLxL, BxC)``.
-    """
-    masks, iou = low_res[:, tokens], scores[:, tokens]
-    if fallback and len(tokens) == 1 and candidates:
-        stability = stability_score(masks[:, 0], threshold, float(fallback["stability_delta"]))
-        cand = np.asarray(candidates)
-        best = cand[np.argmax(scores[:, cand], axis=1)]
-        unstable = stability < float(fallback["stability_thresh"])
-        rows = np.arange(low_res.shape[0])
-        masks = np.where(unstable[:, None, None, None], low_res[rows, best][:, None], masks)
-        iou = np.where(unstable[:, None], scores[rows, best][:, None], iou)
-    return masks, iou
+    """The logits ``BxCxLxL`` and scores ``BxC`` of :func:`select_tokens`' tokens."""
+    chosen = select_tokens(low_res, scores, tokens, fallback, candidates, threshold)
+    rows = np.arange(low_res.shape[0])[:, None]
+    return low_res[rows, chosen], scores[rows, chosen]
 
 
 def threshold_masks(logits: np.ndarray, spec: ProcessingSpec) -> np.ndarray:
