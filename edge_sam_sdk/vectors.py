@@ -84,8 +84,8 @@ def synthetic_logits(tokens: int, size: int, unstable_first: bool = False) -> np
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
     out = np.empty((tokens, size, size), np.float64)
     for t in range(tokens):
-        out[t] = (3.0 * np.sin(2 * np.pi * (1.3 + t) * xx + 0.7 * t) * np.cos(2 * np.pi * (0.8 + 0.5 * t) * yy)
-                  + 1.5 * (xx - 0.5) - 0.4 * t + 0.25)
+        wave = np.sin(2 * np.pi * (1.3 + t) * xx + 0.7 * t) * np.cos(2 * np.pi * (0.8 + 0.5 * t) * yy)
+        out[t] = 3.0 * wave + 1.5 * (xx - 0.5) - 0.4 * t + 0.25
     if unstable_first:
         out[0] *= 0.01
     return out.astype(np.float32)
