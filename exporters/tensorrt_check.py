@@ -209,6 +209,31 @@ def problems_line(reports: Mapping[str, Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def check_bundle_graphs(folder: str | Path, graphs: Mapping[str, Mapping[str, Any]], strict: bool = False,
+                        say: Any = None) -> dict[str, Any]:
+    """Check every graph file of a bundle; the summary goes into the manifest.
+
+    ``graphs`` is the manifest's ``graphs`` entry. Returns ``{"ok", "trt_range", "problems":
+    {graph: ["op node: why", ...]}}``. ``strict`` (``--tensorrt-ready``): print each report
+    through ``say`` and raise ``EdgeSamError`` listing every problem when one is found.
+    """
+    from edge_sam_sdk.errors import EdgeSamError
+
+    reports = {name: check_file(Path(folder) / g["file"]) for name, g in graphs.items()}
+    ok = all(r["ok"] for r in reports.values())
+    if strict and say:
+        for name, r in reports.items():
+            say(format_report(r, name))
+    if strict and not ok:
+        raise EdgeSamError(f"the graphs are not TensorRT-ready: {problems_line(reports)}")
+    if not ok and say:
+        say("note: the graphs are not TensorRT-ready (export with --tensorrt-ready for graphs that are, "
+            "or see: edgesam trt-check BUNDLE)")
+    return {"ok": ok, "trt_range": TRT_RANGE,
+            "problems": {name: [f"{p['op']} {p['node']}: {p['why']}" for p in r["problems"]]
+                         for name, r in reports.items() if r["problems"]}}
+
+
 # ------------------------------------------------------------------------------ internals
 
 
