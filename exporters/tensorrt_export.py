@@ -39,9 +39,10 @@ from .tensorrt_check import ORT_FUSIONS, check_file, format_report, fp32_node_na
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Parity bounds against torch (max abs relative to max |ref|, relative L2) of reduced
-#: precision engines; fp32 engines keep the graph's own bounds. An fp16 overflow (NaN, inf,
-#: zeroed outputs) fails them, so such an engine is never written.
-REDUCED_BOUNDS = {"fp16": (5e-2, 2e-2), "int8": (0.5, 0.2)}
+#: precision engines; fp32 engines keep the graph's own bounds. These guard against
+#: catastrophes, not for accuracy: an fp16 overflow (NaN, inf, zeroed outputs) fails them,
+#: so such an engine is never written.
+REDUCED_BOUNDS = {"fp16": (0.1, 0.05), "int8": (1.0, 0.25)}
 CALIBRATION_CACHE = "calibration.cache"
 TRTEXEC_SCRIPT = "trtexec.sh"
 INSTALL_HINT = "install with: pip install 'edgesam[tensorrt]' (on Jetson use the JetPack TensorRT)"
@@ -208,7 +209,8 @@ def build_engine(onnx_path: Path, engine_path: Path, profile: dict[str, list[lis
         opt_profile = builder.create_optimization_profile()
         for name, (lo, opt, hi) in profile.items():
             opt_profile.set_shape(name, lo, opt, hi)
-        config.add_optimization_profile(opt_profile)
+        if profile:  # static graphs (the encoders) need none
+            config.add_optimization_profile(opt_profile)
         pinned = 0
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
@@ -271,11 +273,11 @@ def make_calibrator(batcher: Any, cache: Path) -> Any:
             return stream.batch_size
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            batch = stream.next_batch()
+            batch = stream.next_batch()  # for the encoder's one input, "image"
             if batch is None or self.device is None:
                 return None
             cuda.memcpy_htod(self.device, batch)
-            return [int(self.device)] * len(names)
+            return [int(self.device)]
 
         def read_calibration_cache(self) -> bytes | None:
             return stream.read_cache()

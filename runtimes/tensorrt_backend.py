@@ -158,9 +158,15 @@ class TensorRTBackend:
         self.inputs: list[str] = [n for n in names if is_input[n]]
         self.outputs: list[str] = [n for n in names if not is_input[n]]
         self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
-        self._limits = {n: [tuple(d) for d in self.engine.get_tensor_profile_shape(n, 0)]
-                        for n in self.inputs}
+        self._limits = {n: self._profile(n) for n in self.inputs}
         self._buffers = {n: _Buffer(self._dtypes[n]) for n in names}
+
+    def _profile(self, name: str) -> list[tuple[int, ...]]:
+        """``[min, opt, max]`` shapes of input ``name`` (its fixed shape when static)."""
+        shape = tuple(self.engine.get_tensor_shape(name))
+        if all(d >= 0 for d in shape):
+            return [shape, shape, shape]
+        return [tuple(d) for d in self.engine.get_tensor_profile_shape(name, 0)]
 
     def _check_shape(self, name: str, shape: tuple[int, ...]) -> None:
         lo, _opt, hi = self._limits[name]
