@@ -18,6 +18,7 @@ import pytest
 
 from conftest import SHARED, get_bundle, get_model, heavy
 from edge_sam_sdk import BackendNotAvailableError, EdgeSamError, InputError
+from edge_sam_sdk.graphs import graph_specs, sample_feed
 from edge_sam_sdk.registry import get_variant, list_variants
 
 onnx = pytest.importorskip("onnx")
@@ -80,7 +81,6 @@ def test_variant_graphs_are_tensorrt_ready(variant: str, onnx_bundles: dict, mod
         assert all(p["op"].startswith("com.microsoft::") for p in report["problems"]), format_report(report)
         from edge_sam_sdk.exporters.export import graph_modules
         from edge_sam_sdk.exporters.onnx_export import export_onnx
-        from edge_sam_sdk.graphs import graph_specs, sample_feed
 
         graph = graph_specs(get_variant(variant))[name]
         module = graph_modules(get_model(models, variant))[name]
@@ -388,8 +388,6 @@ def test_calibration_errors(tmp_path: Path) -> None:
 
 
 def test_profiles_follow_the_graph_specs() -> None:
-    from edge_sam_sdk.graphs import graph_specs
-
     opts = TensorRTOptions(max_points=10, max_prompts=4)
     sam = graph_specs(get_variant(SMALL))
     assert opts.profile(sam["encoder"]) == {}
@@ -406,8 +404,6 @@ def test_profiles_follow_the_graph_specs() -> None:
 
 
 def test_precision_per_graph_and_parity_bounds() -> None:
-    from edge_sam_sdk.graphs import graph_specs
-
     specs = graph_specs(get_variant(SMALL))
     int8 = TensorRTOptions(precision="int8")
     assert (int8.graph_precision("encoder"), int8.graph_precision("decoder")) == ("int8", "fp16")
@@ -433,8 +429,6 @@ def test_option_errors(tmp_path: Path) -> None:
 
 
 def test_trtexec_lines(tmp_path: Path) -> None:
-    from edge_sam_sdk.graphs import graph_specs
-
     profile = TensorRTOptions(max_points=8, max_prompts=2).profile(graph_specs(get_variant(SMALL))["decoder"])
     args = trtexec_args("decoder.onnx", "decoder.engine", profile, "fp16", ["/a/Softmax", "/b:c"], 512, None)
     assert args[:5] == ["trtexec", "--onnx=decoder.onnx", "--saveEngine=decoder.engine",
@@ -490,3 +484,91 @@ def test_tensorrt_bundle_matches_onnx(precision: str, onnx_bundles: dict, tmp_pa
     union = np.logical_or(results[0][0], results[1][0]).sum()
     assert inter / max(union, 1) >= (0.99 if precision == "fp32" else 0.9)
 
+
+
+# ----------------------------------------------- our TensorRT code paths with a stand-in
+# tests/fake_tensorrt.py mirrors the TensorRT/pycuda API we call and runs engines with
+# onnxruntime: it checks our flow (profiles, pinned layers, calibration, buffers, manifest,
+# refusal, adopt), not TensorRT.
+
+
+def test_tensorrt_flow_with_a_stand_in(onnx_bundles: dict, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import fake_tensorrt as fake
+
+    from edge_sam_sdk import BundleError, SamPredictor, load_bundle
+    from edge_sam_sdk.cli import main
+    from edge_sam_sdk.exporters.export import export_bundle
+    from edge_sam_sdk.visualize import demo_image
+
+    trt = fake.install(monkeypatch)
+    path = export_bundle(SMALL, "synthetic:0", tmp_path / "trt", target="tensorrt", precision="fp16",
+                         tensorrt={"max_points": 8, "max_prompts": 4})
+    assert sorted(p.name for p in path.iterdir()) == ["decoder.engine", "decoder.onnx", "encoder.engine",
+                                                      "encoder.onnx", "manifest.json", "trtexec.sh"]
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["target"] == "tensorrt" and m["precision"] == "fp16"
+    assert m["tensorrt"]["version"] == "10.3.0"
+    assert m["tensorrt"]["gpu"] == {"name": "Fake GPU", "compute_capability": "8.7"}
+    dec = m["graphs"]["decoder"]
+    assert dec["file"] == "decoder.engine" and dec["data_files"][0]["file"] == "decoder.onnx"
+    assert dec["profile"]["point_coords"] == [[1, 1, 2], [1, 2, 2], [4, 8, 2]]
+    encoder_build, decoder_build = fake.Builder.built
+    assert decoder_build["profile"] == dec["profile"] and encoder_build["profile"] == {}
+    assert {trt.BuilderFlag.FP16, trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS} <= set(encoder_build["flags"])
+    assert encoder_build["pinned"] == fp32_node_names(onnx.load(str(path / "encoder.onnx")))
+    assert m["graphs"]["encoder"]["fp32_layers"] == len(encoder_build["pinned"]) > 0
+    assert "--optShapes=point_coords:1x2x2" in (path / "trtexec.sh").read_text()
+
+    image = demo_image()
+    predictors = [SamPredictor(load_bundle(get_bundle(onnx_bundles, SMALL))), SamPredictor(load_bundle(path))]
+    assert type(predictors[1].bundle.decoder).__name__ == "TensorRTBackend"
+    got = []
+    for p in predictors:
+        p.set_image(image)
+        got.append(p.predict(point_coords=np.array([[270, 330], [500, 200]]), point_labels=np.array([1, 0]),
+                             multimask_output=True))
+        got.append(p.predict_batch(boxes=np.array([[160, 230, 420, 450], [0, 0, 300, 300], [5, 5, 50, 60]])))
+    for ref, trt_out in zip(got[:2], got[2:], strict=True):
+        np.testing.assert_array_equal(ref[0], trt_out[0])
+        np.testing.assert_allclose(ref[1], trt_out[1], atol=1e-5)
+    with pytest.raises(InputError, match="profile takes"):
+        predictors[1].predict(point_coords=np.zeros((9, 2)), point_labels=np.ones(9))
+
+    monkeypatch.setattr(trt, "__version__", "10.4.0")  # another machine's TensorRT
+    with pytest.raises(BundleError, match=r"TensorRT 10\.3\.0 \(here 10\.4\.0\).*trtexec\.sh"):
+        load_bundle(path)
+    assert main(["trt-adopt", str(path)]) == 1  # the old engines do not deserialize here
+    for name in ("encoder", "decoder"):
+        fake.restamp(path / f"{name}.engine", "10.4.0")  # what trtexec.sh does on the device
+    assert main(["trt-adopt", str(path)]) == 0
+    assert json.loads((path / "manifest.json").read_text())["tensorrt"]["rebuilt"] is True
+    feed = sample_feed(graph_specs(get_variant(SMALL))["decoder"])
+    assert load_bundle(path).decoder.run(feed)["iou_predictions"].shape == (2, 4)
+
+
+def test_int8_calibration_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fake_tensorrt as fake
+
+    from edge_sam_sdk.exporters.export import export_bundle
+    from edge_sam_sdk.visualize import demo_image, save_png
+
+    fake.install(monkeypatch)
+    for i in range(3):
+        save_png(demo_image(400 + 50 * i, 600), tmp_path / "images" / f"{i}.png")
+    path = export_bundle(SMALL, "synthetic:0", tmp_path / "int8", target="tensorrt", precision="int8",
+                         tensorrt={"calibration_images": str(tmp_path / "images")})
+    encoder_build, decoder_build = fake.Builder.built
+    int8 = fake.BuilderFlag.INT8
+    assert int8 in encoder_build["flags"] and encoder_build["calibrated_batches"] == 3
+    assert int8 not in decoder_build["flags"]  # the decoder takes prompts, not images: fp16
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["tensorrt"]["calibration_cache"] == "calibration.cache"
+    assert (path / "calibration.cache").read_bytes() == b"TRT-FAKE-EntropyCalibration2\n"
+    assert [m["graphs"][g]["engine_precision"] for g in ("encoder", "decoder")] == ["int8", "fp16"]
+    assert "--int8 --calib=calibration.cache" in (path / "trtexec.sh").read_text()
+
+    fake.Builder.built.clear()  # a cache replaces the images: no calibration batches
+    export_bundle(SMALL, "synthetic:0", tmp_path / "again", target="tensorrt", precision="int8",
+                  tensorrt={"calibration_cache": str(path / "calibration.cache")})
+    assert fake.Builder.built[0]["calibrated_batches"] == 0
