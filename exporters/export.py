@@ -83,10 +83,9 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     spec = get_variant(variant)
     if target not in TARGET_FILES:
         raise EdgeSamError(f"unknown target {target!r}; supported: {sorted(TARGET_FILES)}")
-    targets = spec.targets + (("tensorrt",) if "onnx" in spec.targets else ())  # engines come from ONNX
-    if target not in targets:
+    if target not in spec.targets:
         raise EdgeSamError(f"variant {variant} does not support target {target!r} "
-                           f"(supported: {list(targets)})")
+                           f"(supported: {list(spec.targets)})")
     trt = None
     if target == "tensorrt":
         from .tensorrt_export import TensorRTOptions, require_tensorrt
