@@ -11,7 +11,8 @@ shape_tensors, fp16_sensitive}``; every problem is ``{node, op, why, fix}``):
   ``com.microsoft`` fusions) are unknown to the parser.
 * **restrictions** the parser enforces on inputs and attributes: constant ``axes``/``K``/
   ``depth`` inputs, Resize modes (nearest/linear/cubic, five coordinate transforms, no
-  antialias, linear on the last 3 and cubic on the last 2 axes), Einsum without ellipsis,
+  antialias, linear on the last 3 and cubic on the last 2 axes), Einsum without ellipsis or
+  diagonal,
   sorted TopK, no Scatter reductions, LayerNormalization/MaxPool extra outputs unused.
 * **data-dependent output shapes** (NonZero, NonMaxSuppression, Unique, Compress) and
   **OneHot** with a computed depth or on a shape tensor.
@@ -368,9 +369,12 @@ def _node_problems(g: _Graph, node: Any) -> Iterable[dict[str, str]]:
                        "a constant Range")
     if op == "Resize":
         yield from _resize_problems(g, node, name)
-    elif op == "Einsum" and "..." in str(g.attr(node, "equation", "")):
-        yield _problem(name, op, "Einsum with an ellipsis is not imported by TensorRT 8.6",
-                       "write the contraction as MatMul/Transpose")
+    elif op == "Einsum":
+        equation = str(g.attr(node, "equation", "")).replace(" ", "")
+        terms = equation.split("->")[0].split(",")
+        if "..." in equation or any(len(set(t)) < len(t) for t in terms):
+            yield _problem(name, op, f"Einsum {equation!r} uses an ellipsis or a diagonal (a repeated "
+                           "index), which TensorRT 8.6 does not import", "write it as MatMul/Transpose")
     elif op == "TopK" and g.attr(node, "sorted", 1) != 1:
         yield _problem(name, op, "TopK with sorted=0 is not supported", "use sorted=1")
     elif op in ("ScatterND", "ScatterElements") and g.attr(node, "reduction", "none") != "none":

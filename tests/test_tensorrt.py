@@ -206,6 +206,14 @@ def test_check_finds_opset_out_of_range(opset: int) -> None:
     assert "outside 9..17" in report["problems"][0]["why"]
 
 
+@pytest.mark.parametrize("equation, ok", [("bnhwc,hkc->bnhwk", True), ("ii->i", False),
+                                          ("...ij,jk->...ik", False)])
+def test_check_einsum(equation: str, ok: bool) -> None:
+    """SAM ViT's relative-position einsum imports; diagonals and ellipses do not (8.6)."""
+    node = helper.make_node("Einsum", ["x", "x"] if "," in equation else ["x"], ["y"], equation=equation)
+    assert check_model(_model([node], [_x()], [_x("y")]))["ok"] == ok
+
+
 def test_check_finds_resize_io_and_constant_input_problems() -> None:
     nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="rs", mode="cubic",
                               coordinate_transformation_mode="tf_crop_and_resize"),
