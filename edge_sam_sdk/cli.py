@@ -60,17 +60,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``export`` options of the tensorrt target -> ``TensorRTOptions`` fields.
-_TRT_OPTIONS = {"max_points": "max_points", "max_prompts": "max_prompts", "workspace": "workspace_mb",
-                "calibration_images": "calibration_images", "calibration_cache": "calibration_cache"}
+#: ``export`` options of the tensorrt target (``TensorRTOptions`` fields).
+_TRT_OPTIONS = ("max_points", "max_prompts", "workspace_mb", "calibration_images", "calibration_cache")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
 
-    trt = {field: getattr(args, a) for a, field in _TRT_OPTIONS.items() if getattr(args, a) is not None}
+    trt = {k: getattr(args, k) for k in _TRT_OPTIONS if getattr(args, k) is not None}
     if trt and args.target != "tensorrt":
-        flags = ", ".join("--" + a.replace("_", "-") for a in _TRT_OPTIONS if getattr(args, a) is not None)
+        flags = ", ".join("--" + k.replace("_mb", "").replace("_", "-") for k in trt)
         raise InputError(f"{flags} apply to --target tensorrt, not {args.target}")
     t0 = time.perf_counter()
     export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
@@ -247,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-points", type=int, help="most decoder points per prompt, box corners and "
                    "padding point included (default 16)")
     t.add_argument("--max-prompts", type=int, help="most prompts per decoder run (default 8)")
-    t.add_argument("--workspace", type=int, help="builder workspace in MiB (default 1024)")
+    t.add_argument("--workspace", dest="workspace_mb", type=int,
+                   help="builder workspace in MiB (default 1024)")
     t.add_argument("--calibration-images", help="int8: folder of images to calibrate the encoder with")
     t.add_argument("--calibration-cache", help="int8: reuse this calibration cache instead")
     e.set_defaults(fn=cmd_export)

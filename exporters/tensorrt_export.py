@@ -23,7 +23,6 @@ manifest records under ``"tensorrt"``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from edge_sam_sdk.errors import EdgeSamError, InputError
 from edge_sam_sdk.graphs import GraphSpec
 from edge_sam_sdk.processing import ProcessingSpec
 
-from .tensorrt_check import ORT_FUSIONS, check_file, format_report, fp32_node_names
+from .tensorrt_check import ORT_FUSIONS, check_model, format_report, fp32_node_names
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Parity bounds against torch (max abs relative to max |ref|, relative L2) of reduced
@@ -128,12 +127,9 @@ class TensorRTOptions:
 
 def require_tensorrt() -> None:
     """Fail fast, naming what is missing, unless tensorrt and pycuda import and a GPU is visible."""
-    missing = []
-    for module in ("tensorrt", "pycuda.driver"):
-        try:
-            importlib.import_module(module)
-        except (ImportError, OSError):
-            missing.append(module.split(".")[0])
+    from edge_sam_sdk.runtimes import missing_packages
+
+    missing = missing_packages("tensorrt")
     if not missing:
         from edge_sam_sdk.runtimes.tensorrt_backend import device_facts
 
@@ -154,19 +150,19 @@ def export_engine(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray], pa
     its data as ``data_files``, ``engine_precision``, ``profile``, ``fp32_layers`` (how many
     were pinned), ``tensorrt_check`` and the ``trtexec`` arguments.
     """
+    import onnx
+
     from .onnx_export import export_onnx
 
     onnx_path = path.with_suffix(".onnx")
     facts = export_onnx(module, graph, feed, onnx_path, simplify=simplify, skipped_optimizers=ORT_FUSIONS)
-    report = check_file(onnx_path)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    report = check_model(model)
     if not report["ok"]:
         raise EdgeSamError(f"{onnx_path.name} is not TensorRT-ready: "
                            + format_report(report).replace("\n", " "))
     precision = options.graph_precision(graph.name)
-    import onnx
-
-    fp32_layers = fp32_node_names(onnx.load(str(onnx_path), load_external_data=False)) \
-        if precision != "fp32" else []
+    fp32_layers = fp32_node_names(model) if precision != "fp32" else []
     profile = options.profile(graph)
     calib = None
     if precision == "int8":
@@ -212,6 +208,8 @@ def build_engine(onnx_path: Path, engine_path: Path, profile: dict[str, list[lis
         if profile:  # static graphs (the encoders) need none
             config.add_optimization_profile(opt_profile)
         pinned = 0
+        if precision == "fp32":
+            config.clear_flag(trt.BuilderFlag.TF32)  # TF32 matmuls are not fp32 (10-bit mantissa)
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
             pinned = pin_fp32(network, set(fp32_layers), trt)
@@ -293,6 +291,8 @@ def trtexec_args(onnx_file: str, engine_file: str, profile: dict[str, list[list[
     """The ``trtexec`` arguments that build the same engine (TensorRT 8.6 and 10.x flags)."""
     args = ["trtexec", f"--onnx={onnx_file}", f"--saveEngine={engine_file}",
             f"--memPoolSize=workspace:{int(workspace_mb)}", "--skipInference"]
+    if precision == "fp32":
+        args.append("--noTF32")
     for flag, k in (("minShapes", 0), ("optShapes", 1), ("maxShapes", 2)):
         if profile:
             args.append(f"--{flag}=" + ",".join(f"{n}:{'x'.join(str(d) for d in s[k])}"
@@ -323,14 +323,15 @@ def write_trtexec_script(folder: Path, commands: dict[str, list[str]]) -> str:
 
 
 def build_facts(folder: Path, manifest: dict[str, Any], options: TensorRTOptions) -> dict[str, Any]:
-    """The manifest's ``"tensorrt"`` entry: where and how the engines were built."""
+    """The manifest's ``"tensorrt"`` entry (where and how the engines were built); writes
+    ``trtexec.sh`` from the graph entries' ``trtexec`` arguments."""
     from edge_sam_sdk.runtimes.tensorrt_backend import device_facts
 
-    commands = {n: g.pop("trtexec") for n, g in manifest["graphs"].items() if "trtexec" in g}
+    commands = {n: g["trtexec"] for n, g in manifest["graphs"].items()}
     calib = folder / CALIBRATION_CACHE
     return device_facts() | {
         "precision": options.precision, "max_points": options.max_points,
         "max_prompts": options.max_prompts, "workspace_mb": options.workspace_mb,
         "calibration_cache": CALIBRATION_CACHE if calib.exists() else None,
-        "trtexec": write_trtexec_script(folder, commands), "trtexec_commands": commands,
+        "trtexec": write_trtexec_script(folder, commands),
     }

@@ -51,7 +51,7 @@ def backend_class(name: str) -> Any:
     if name not in BACKENDS:
         raise BackendNotAvailableError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
     info = BACKENDS[name]
-    missing = [m for m in info.requires.split(",") if not _importable(m)]
+    missing = missing_packages(name)
     if missing:
         hint = ("pip install torch==2.13.0 'edgesam[export]'" if info.extra == "export"
                 else f"pip install 'edgesam[{info.extra}]'")
@@ -63,12 +63,15 @@ def backend_class(name: str) -> Any:
     return getattr(importlib.import_module(module_name, __name__), cls)
 
 
-def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except (ImportError, OSError):  # OSError: a wheel whose native library is missing
-        return False
-    return True
+def missing_packages(name: str) -> list[str]:
+    """The packages backend ``name`` needs that do not import here (``[]``: all present)."""
+    missing = []
+    for module in BACKENDS[name].requires.split(","):
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError):  # OSError: a wheel whose native library is missing
+            missing.append(module)
+    return missing
 
 
 def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backend:
@@ -84,4 +87,4 @@ def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backe
 
 
 __all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_class", "backend_for_target",
-           "check_feed", "open_graph"]
+           "check_feed", "missing_packages", "open_graph"]

@@ -35,13 +35,14 @@ def device_facts(device: int = 0) -> dict[str, Any]:
 
     Raises ``BackendNotAvailableError`` when no CUDA device is visible.
     """
-    import pycuda.driver as cuda
     import tensorrt as trt
 
     try:
+        import pycuda.driver as cuda
+
         cuda.init()
         count = cuda.Device.count()
-    except Exception as exc:  # pycuda raises its own RuntimeError subclasses
+    except Exception as exc:  # no libcuda (ImportError/OSError), or pycuda's own errors
         raise BackendNotAvailableError(f"no usable NVIDIA GPU: CUDA initialization failed ({exc})") from None
     if device >= count:
         raise BackendNotAvailableError(f"CUDA device {device} not found ({count} visible)")

@@ -227,6 +227,9 @@ class _Config:
     def set_flag(self, flag: int) -> None:
         self.flags.add(flag)
 
+    def clear_flag(self, flag: int) -> None:
+        self.flags.discard(flag)
+
     def add_optimization_profile(self, profile: _Profile) -> int:
         self.profiles.append(profile)
         return len(self.profiles) - 1
@@ -251,7 +254,9 @@ class Builder:
         return _Network()
 
     def create_builder_config(self) -> _Config:
-        return _Config()
+        config = _Config()
+        config.flags.add(BuilderFlag.TF32)  # on by default, as in TensorRT
+        return config
 
     def create_optimization_profile(self) -> _Profile:
         return _Profile()
@@ -372,7 +377,7 @@ class Runtime:
 
 
 __version__ = "10.3.0"
-BuilderFlag = _Flags("FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS")
+BuilderFlag = _Flags("FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS", "TF32")
 NetworkDefinitionCreationFlag = _Flags("EXPLICIT_BATCH")
 MemoryPoolType = _Flags("WORKSPACE")
 

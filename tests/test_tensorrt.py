@@ -447,7 +447,8 @@ def test_trtexec_lines(tmp_path: Path) -> None:
     assert "--layerPrecisions=/a/Softmax:fp32" in args  # a name with ':' cannot be written
     int8 = trtexec_args("encoder.onnx", "encoder.engine", {}, "int8", [], 1024, "calibration.cache")
     assert "--int8" in int8 and "--calib=calibration.cache" in int8
-    assert not any(a.startswith("--minShapes") for a in int8)
+    assert not any(a.startswith("--minShapes") for a in int8) and "--noTF32" not in int8
+    assert "--noTF32" in trtexec_args("e.onnx", "e.engine", {}, "fp32", [], 1024, None)  # fp32 means fp32
     name = write_trtexec_script(tmp_path, {"encoder": int8, "decoder": args})
     text = (tmp_path / name).read_text()
     assert text.startswith("#!/bin/sh") and text.count('"$TRTEXEC" --onnx=') == 2
