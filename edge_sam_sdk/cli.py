@@ -1,4 +1,5 @@
-"""The ``edgesam`` command line: list, export, predict, everything, verify, bench, vectors, demo.
+"""The ``edgesam`` command line: list, export, predict, everything, verify, bench, vectors, demo,
+trt-check, trt-adopt.
 
 Errors print one line (``edgesam: error: ...``) and exit with status 1 (2 for usage).
 """
@@ -60,13 +61,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``export`` options of the tensorrt target (``TensorRTOptions`` fields).
+_TRT_OPTIONS = ("max_points", "max_prompts", "workspace_mb", "calibration_images", "calibration_cache")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
 
+    trt = {k: getattr(args, k) for k in _TRT_OPTIONS if getattr(args, k) is not None}
+    if trt and args.target != "tensorrt":
+        flags = ", ".join("--" + k.replace("_mb", "").replace("_", "-") for k in trt)
+        raise InputError(f"{flags} apply to --target tensorrt, not {args.target}")
     t0 = time.perf_counter()
     export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
                   precision=args.precision, overwrite=args.overwrite,
-                  simplify=not args.no_simplify, progress=_say)
+                  simplify=not args.no_simplify, progress=_say,
+                  tensorrt_ready=args.tensorrt_ready, tensorrt=trt)
     _say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -256,6 +266,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trt_check(args: argparse.Namespace) -> int:
+    from .bundle import read_manifest
+    from .exporters.tensorrt_check import check_file, format_report
+
+    path = Path(args.path)
+    if path.suffix == ".onnx":
+        files = {path.name: path}
+    else:
+        graphs = read_manifest(path)["graphs"]
+        files = {n: path / g.get("onnx_file", g["file"]) for n, g in graphs.items()}
+    reports = {name: check_file(f) for name, f in files.items()}
+    for name, report in reports.items():
+        print(format_report(report, name))
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2))
+    return 0 if all(r["ok"] for r in reports.values()) else 1
+
+
+def cmd_trt_adopt(args: argparse.Namespace) -> int:
+    from .runtimes import backend_class
+
+    backend_class("tensorrt")  # a clear error when tensorrt or pycuda is missing
+    from .runtimes.tensorrt_backend import adopt_engines
+
+    facts = adopt_engines(args.bundle)
+    _say(f"recorded the engines of {args.bundle}: TensorRT {facts['version']} on {facts['gpu']['name']} "
+         f"(sm {facts['gpu']['compute_capability']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgesam", description=__doc__.splitlines()[0] if __doc__ else "")
     p.add_argument("--version", action="version", version=f"edgesam {__version__}")
@@ -272,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     e.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    e.add_argument("--tensorrt-ready", action="store_true",
+                   help="onnx: graphs for TensorRT 8.6-10.x (no onnxruntime-only fusions); fails listing "
+                        "anything TensorRT cannot take")
+    t = e.add_argument_group("target tensorrt (TensorRT, pycuda and an NVIDIA GPU)")
+    t.add_argument("--max-points", type=int, help="most decoder points per prompt, box corners and "
+                   "padding point included (default 16)")
+    t.add_argument("--max-prompts", type=int, help="most prompts per decoder run (default 8)")
+    t.add_argument("--workspace", dest="workspace_mb", type=int,
+                   help="builder workspace in MiB (default 1024)")
+    t.add_argument("--calibration-images", help="int8: folder of images to calibrate the encoder with")
+    t.add_argument("--calibration-cache", help="int8: reuse this calibration cache instead")
     e.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")
@@ -335,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--small", action="store_true", help="skip the large (shrinking) images")
     t.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     t.set_defaults(fn=cmd_vectors)
+    c = sub.add_parser("trt-check", help="can TensorRT 8.6-10.x take a bundle's (or an .onnx file's) graphs?")
+    c.add_argument("path", help="bundle folder or .onnx file")
+    c.add_argument("--json", help="write the reports as JSON")
+    c.set_defaults(fn=cmd_trt_check)
+
+    a = sub.add_parser("trt-adopt", help="record engines rebuilt on this device (trtexec.sh) in the manifest")
+    a.add_argument("bundle")
+    a.set_defaults(fn=cmd_trt_adopt)
 
     d = sub.add_parser("demo", help="export a variant and segment the built-in demo image")
     d.add_argument("--variant", default="mobile_sam")

@@ -77,7 +77,8 @@ class VariantSpec:
             ``"efficient_sam"`` (6 points, no mask input), ``"sam2"`` (also takes the
             encoder's high-res maps, also returns an object score).
         embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
-        targets: export targets supported for this variant.
+        targets: export targets supported for this variant (``tensorrt`` builds engines from
+            the ONNX graphs, so it needs ``onnx`` graphs that pass ``exporters.tensorrt_check``).
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
         single_mask_tokens: tokens returned when one mask is asked for (SAM: token 0;
             TinySAM's official decoder always returns tokens 1..3).
@@ -94,7 +95,7 @@ class VariantSpec:
     decoder_kind: str = "sam"
     embedding_shape: tuple[int, int, int] = (256, 64, 64)
     description: str = ""
-    targets: tuple[str, ...] = ("onnx",)
+    targets: tuple[str, ...] = ("onnx", "tensorrt")  # tensorrt engines are built from the ONNX graphs
     num_mask_tokens: int = 4
     single_mask_tokens: tuple[int, ...] = (0,)
     multimask_tokens: tuple[int, ...] = (1, 2, 3)

@@ -24,7 +24,7 @@ from edge_sam_sdk.registry import VariantSpec, get_variant
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
 
 Progress = Callable[[str], None]
-TARGET_FILES = {"onnx": ".onnx"}
+TARGET_FILES = {"onnx": ".onnx", "tensorrt": ".engine"}
 
 
 def graph_modules(model: Any) -> dict[str, Any]:
@@ -70,8 +70,15 @@ def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, A
 
 def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = "onnx",
                   precision: str = "fp32", overwrite: bool = False, simplify: bool = True,
-                  progress: Progress | None = None) -> Path:
-    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``."""
+                  progress: Progress | None = None, tensorrt_ready: bool = False,
+                  tensorrt: dict[str, Any] | None = None) -> Path:
+    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``.
+
+    ``tensorrt_ready`` (onnx): skip onnxruntime-only fusions and fail unless every graph
+    passes :mod:`exporters.tensorrt_check`. ``tensorrt``: options of the tensorrt target
+    (:class:`exporters.tensorrt_export.TensorRTOptions` fields), which builds engines from
+    such graphs and needs TensorRT, pycuda and a GPU (checked before anything is built).
+    """
     say = progress or (lambda _msg: None)
     spec = get_variant(variant)
     if target not in TARGET_FILES:
@@ -79,7 +86,13 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     if target not in spec.targets:
         raise EdgeSamError(f"variant {variant} does not support target {target!r} "
                            f"(supported: {list(spec.targets)})")
-    if precision != "fp32":
+    trt = None
+    if target == "tensorrt":
+        from .tensorrt_export import TensorRTOptions, require_tensorrt
+
+        require_tensorrt()
+        trt = TensorRTOptions(precision=precision, processing=spec.processing, **(tensorrt or {})).validate()
+    elif precision != "fp32":
         raise EdgeSamError(f"precision {precision!r} is not supported for {target} yet (fp32 only)")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -87,6 +100,9 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     say(f"[1/4] building {variant} and loading {checkpoint}")
     model = load_model(spec, checkpoint)
     specs, modules = graph_specs(spec), graph_modules(model)
+    if trt:
+        specs = trt.parity_specs(specs)
+    feeds = {n: sample_feed(g, **(trt.feed_dims() if trt else {})) for n, g in specs.items()}
     manifest = base_manifest(spec, target, precision)
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
     digest = manifest["checkpoint"]["sha256"]
@@ -109,23 +125,31 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             graph, module = specs[name], modules[name]
             file = name + TARGET_FILES[target]
             say(f"[{step}/4] exporting {name} graph to {target} ({file})")
-            feed = sample_feed(graph)
-            facts = _export_target(target, module, graph, feed, tmp / file, simplify)
+            facts = _export_target(target, module, graph, feeds[name], tmp / file, simplify,
+                                   tensorrt_ready, trt, say)
             entry = graph.to_dict() | facts
             entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
             entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
                                    for f in facts.get("data_files", [])]
             manifest["graphs"][name] = entry
+        if target == "onnx":
+            from .tensorrt_check import check_bundle_graphs
+
+            manifest["tensorrt_check"] = check_bundle_graphs(tmp, manifest["graphs"], tensorrt_ready, say)
         say("[4/4] checking parity of the exported graphs against torch")
         from edge_sam_sdk.runtimes import backend_class, backend_for_target
 
         cls = backend_class(backend_for_target(target))
         for name in ("encoder", "decoder"):
             backend = cls(tmp / manifest["graphs"][name]["file"])
-            figures = measure_parity(backend, modules[name], specs[name], sample_feed(specs[name]))
+            figures = measure_parity(backend, modules[name], specs[name], feeds[name])
             manifest["export_parity"][name] = figures
             if not figures["ok"]:
                 raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
+        if trt:
+            from .tensorrt_export import build_facts
+
+            manifest["tensorrt"] = build_facts(tmp, manifest, trt)
         write_manifest(tmp, manifest)
         tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
         for f in tmp.iterdir():
@@ -141,11 +165,18 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
 
 
 def _export_target(target: str, module: Any, graph: GraphSpec, feed: dict[str, np.ndarray],
-                   path: Path, simplify: bool) -> dict[str, Any]:
+                   path: Path, simplify: bool, tensorrt_ready: bool = False, trt: Any = None,
+                   say: Progress | None = None) -> dict[str, Any]:
     if target == "onnx":
         from .onnx_export import export_onnx
+        from .tensorrt_check import ORT_FUSIONS
 
-        return export_onnx(module, graph, feed, path, simplify=simplify)
+        return export_onnx(module, graph, feed, path, simplify=simplify,
+                           skipped_optimizers=ORT_FUSIONS if tensorrt_ready else ())
+    if target == "tensorrt":
+        from .tensorrt_export import export_engine
+
+        return export_engine(module, graph, feed, path, simplify, trt, say)
     raise EdgeSamError(f"unknown target {target!r}")
 
 

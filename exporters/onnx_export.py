@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,13 @@ _PROTOBUF_LIMIT = 2 * 1024**3 - 1024**2  # leave headroom below protobuf's 2 GiB
 
 
 def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.ndarray],
-                path: Path, simplify: bool = True) -> dict[str, Any]:
+                path: Path, simplify: bool = True, skipped_optimizers: Sequence[str] = ()) -> dict[str, Any]:
     """Export ``module`` to ``path`` following ``graph`` (names, dynamic axes).
 
     Graphs over 2 GiB (SAM ViT-H) are written with external data in ``<file>.data`` and
-    skip onnxsim (which cannot hold them in one protobuf). Returns export facts for the
-    manifest (opset, simplified, data file names).
+    skip onnxsim (which cannot hold them in one protobuf). ``skipped_optimizers`` names
+    onnxsim passes not to run (TensorRT-ready graphs skip the onnxruntime-only fusions).
+    Returns export facts for the manifest (opset, simplified, data file names).
     """
     import onnx
 
@@ -41,7 +43,7 @@ def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.nd
     large = not _fits_bytesize(model) or model.ByteSize() > _PROTOBUF_LIMIT
     simplified = False
     if simplify and not large:
-        model, simplified = _simplify(model)
+        model, simplified = _simplify(model, skipped_optimizers)
     if large:
         data_name = path.name + ".data"
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -63,12 +65,13 @@ def _fits_bytesize(model: Any) -> bool:
         return False
 
 
-def _simplify(model: Any) -> tuple[Any, bool]:
+def _simplify(model: Any, skipped_optimizers: Sequence[str] = ()) -> tuple[Any, bool]:
     try:
         import onnxsim
     except ImportError:
         warnings.warn("onnxsim is not installed; the ONNX graph is saved unsimplified "
                       "(pip install 'edgesam[export]')", stacklevel=2)
         return model, False
-    simplified, ok = onnxsim.simplify(model)
+    skip = {"skipped_optimizers": list(skipped_optimizers)} if skipped_optimizers else {}
+    simplified, ok = onnxsim.simplify(model, **skip)
     return (simplified, True) if ok else (model, False)

@@ -19,15 +19,18 @@ class BackendInfo:
     name: str
     target: str  #: bundle target whose graphs this backend runs
     module: str  #: "module:Class", relative to this package
-    requires: str  #: the import that must succeed
+    requires: str  #: the imports that must succeed, comma-separated
     extra: str  #: pip extra that installs it
     suffixes: tuple[str, ...]
+    note: str = ""  #: appended to the install hint
 
 
 BACKENDS: dict[str, BackendInfo] = {
     "onnxruntime": BackendInfo("onnxruntime", "onnx", ".onnxruntime_backend:OnnxRuntimeBackend",
                                "onnxruntime", "onnx", (".onnx",)),
     "torch": BackendInfo("torch", "torch", ".torch_backend:TorchBackend", "torch", "export", ()),
+    "tensorrt": BackendInfo("tensorrt", "tensorrt", ".tensorrt_backend:TensorRTBackend", "tensorrt,pycuda",
+                            "tensorrt", (".engine",), " (on Jetson use the JetPack TensorRT)"),
 }
 
 #: Default backend of each bundle target.
@@ -48,16 +51,27 @@ def backend_class(name: str) -> Any:
     if name not in BACKENDS:
         raise BackendNotAvailableError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
     info = BACKENDS[name]
-    try:
-        importlib.import_module(info.requires)
-    except ImportError:
+    missing = missing_packages(name)
+    if missing:
         hint = ("pip install torch==2.13.0 'edgesam[export]'" if info.extra == "export"
                 else f"pip install 'edgesam[{info.extra}]'")
+        needs = " and ".join(repr(m) for m in missing)
         raise BackendNotAvailableError(
-            f"backend {name!r} needs the package {info.requires!r}, which is not installed; "
-            f"install it with: {hint}") from None
+            f"backend {name!r} needs the package{'s' if len(missing) > 1 else ''} {needs}, which "
+            f"{'are' if len(missing) > 1 else 'is'} not installed; install it with: {hint}{info.note}")
     module_name, cls = info.module.split(":")
     return getattr(importlib.import_module(module_name, __name__), cls)
+
+
+def missing_packages(name: str) -> list[str]:
+    """The packages backend ``name`` needs that do not import here (``[]``: all present)."""
+    missing = []
+    for module in BACKENDS[name].requires.split(","):
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError):  # OSError: a wheel whose native library is missing
+            missing.append(module)
+    return missing
 
 
 def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backend:
@@ -73,4 +87,4 @@ def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backe
 
 
 __all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_class", "backend_for_target",
-           "check_feed", "open_graph"]
+           "check_feed", "missing_packages", "open_graph"]
