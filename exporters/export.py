@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,13 @@ from edge_sam_sdk.errors import EdgeSamError
 from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok, sample_feed
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
+from .calibration import CalibrationSet, calibration_set
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
+from .precision import Int8Config
 
 Progress = Callable[[str], None]
 TARGET_FILES = {"onnx": ".onnx"}
+BIMODAL_IMAGES = 4  #: calibration images the bimodal-activation detection runs torch on
 
 
 def graph_modules(model: Any) -> dict[str, Any]:
@@ -70,8 +73,19 @@ def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, A
 
 def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = "onnx",
                   precision: str = "fp32", overwrite: bool = False, simplify: bool = True,
-                  progress: Progress | None = None) -> Path:
-    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``."""
+                  progress: Progress | None = None, calibration_images: str | Path | None = None,
+                  bimodal_fix: bool = True, int8: Int8Config | None = None,
+                  quality_images: Sequence[tuple[str, np.ndarray]] = ()) -> Path:
+    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``.
+
+    ``precision`` ``"fp16"``/``"int8"`` (ONNX) converts the checked fp32 graphs, calibrated on
+    ``calibration_images`` (a folder; default: generated scenes, see :mod:`.calibration`),
+    and records ``calibration`` and ``quality`` (vs fp32, on ``quality_images`` plus the
+    held-out images) in the manifest; int8 first applies the PTQ4SAM sign flip
+    (:mod:`.bimodal`) unless ``bimodal_fix`` is False.
+    """
+    from .precision import check_request
+
     say = progress or (lambda _msg: None)
     spec = get_variant(variant)
     if target not in TARGET_FILES:
@@ -79,14 +93,18 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     if target not in spec.targets:
         raise EdgeSamError(f"variant {variant} does not support target {target!r} "
                            f"(supported: {list(spec.targets)})")
-    if precision != "fp32":
-        raise EdgeSamError(f"precision {precision!r} is not supported for {target} yet (fp32 only)")
+    check_request(precision, target, int8)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise EdgeSamError(f"{out} exists and is not empty; pass --overwrite to replace it")
-    say(f"[1/4] building {variant} and loading {checkpoint}")
+    cal = calibration_set(calibration_images) if precision != "fp32" else None
+    steps = 4 if precision == "fp32" else 6
+    say(f"[1/{steps}] building {variant} and loading {checkpoint}")
     model = load_model(spec, checkpoint)
     specs, modules = graph_specs(spec), graph_modules(model)
+    fix = None
+    if precision == "int8" and cal is not None:
+        fix = _bimodal(modules["encoder"], spec, cal, bimodal_fix, (int8 or Int8Config()).symmetric, say)
     manifest = base_manifest(spec, target, precision)
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
     digest = manifest["checkpoint"]["sha256"]
@@ -108,7 +126,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
         for step, name in enumerate(("encoder", "decoder"), start=2):
             graph, module = specs[name], modules[name]
             file = name + TARGET_FILES[target]
-            say(f"[{step}/4] exporting {name} graph to {target} ({file})")
+            say(f"[{step}/{steps}] exporting {name} graph to {target} ({file})")
             feed = sample_feed(graph)
             facts = _export_target(target, module, graph, feed, tmp / file, simplify)
             entry = graph.to_dict() | facts
@@ -116,7 +134,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
                                    for f in facts.get("data_files", [])]
             manifest["graphs"][name] = entry
-        say("[4/4] checking parity of the exported graphs against torch")
+        say(f"[4/{steps}] checking parity of the exported graphs against torch")
         from edge_sam_sdk.runtimes import backend_class, backend_for_target
 
         cls = backend_class(backend_for_target(target))
@@ -126,6 +144,18 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             manifest["export_parity"][name] = figures
             if not figures["ok"]:
                 raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
+        if cal is not None:
+            from .reduce import reduce_bundle
+
+            manifest["fp32_export_parity"] = manifest.pop("export_parity")
+            reduce_bundle(tmp, manifest, cal, precision, int8, quality_images, say, (5, steps))
+            if fix is not None:
+                manifest["calibration"]["bimodal_fix"] = fix
+            # Reduced graphs against torch: figures recorded, never held to the fp32 bound.
+            manifest["export_parity"] = {name: measure_parity(
+                cls(tmp / manifest["graphs"][name]["file"]), modules[name], specs[name],
+                sample_feed(specs[name])) | {"ok": None, "bound": None, "note": f"{precision}: recorded, "
+                                             "not judged; see quality"} for name in ("encoder", "decoder")}
         write_manifest(tmp, manifest)
         tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
         for f in tmp.iterdir():
@@ -138,6 +168,23 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
         raise
     say(f"bundle written to {out}")
     return out
+
+
+def _bimodal(encoder: Any, spec: VariantSpec, cal: CalibrationSet, enabled: bool, symmetric: bool,
+             say: Progress) -> dict[str, Any]:
+    """Apply the PTQ4SAM sign flip to ``encoder`` in place (when enabled); its report."""
+    if not enabled:
+        return {"enabled": False}
+    from edge_sam_sdk.processing import preprocess
+
+    from .bimodal import bimodal_fix
+
+    images = [preprocess(im, spec.processing)[0] for _, im in cal.calibrate[:BIMODAL_IMAGES]]
+    say(f"detecting bimodal key activations on {len(images)} calibration image(s)")
+    report = {"enabled": True} | bimodal_fix(encoder, images, symmetric)
+    say(f"bimodal fix: {report['flipped_channels']} key/query channel(s) flipped in "
+        f"{report['applied']} of {report['sites']} attention layer(s)")
+    return report
 
 
 def _export_target(target: str, module: Any, graph: GraphSpec, feed: dict[str, np.ndarray],
