@@ -62,11 +62,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
+    from .visualize import load_image
 
     t0 = time.perf_counter()
-    export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
-                  precision=args.precision, overwrite=args.overwrite,
-                  simplify=not args.no_simplify, progress=_say)
+    extra: dict[str, Any] = {}
+    if args.precision != "fp32":
+        from .exporters.precision import Int8Config
+
+        extra = {"calibration_images": args.calibration_images, "bimodal_fix": not args.no_bimodal_fix,
+                 "int8": Int8Config(scheme=args.int8_scheme),
+                 "quality_images": [(Path(p).name, load_image(p)) for p in args.quality_image or []]}
+    elif args.calibration_images or args.quality_image:
+        raise InputError("--calibration-images and --quality-image apply to --precision fp16|int8 only")
+    out = export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
+                        precision=args.precision, overwrite=args.overwrite,
+                        simplify=not args.no_simplify, progress=_say, **extra)
+    if args.precision != "fp32":
+        from .bundle import read_manifest
+        from .exporters.quality import format_report
+
+        print(format_report(read_manifest(out)["quality"]))
     _say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -132,7 +147,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     image = load_image(args.image) if args.image else demo_image()
     _say(f"verifying {args.bundle} ({bundle.variant}, {bundle.manifest['target']}) against "
          f"torch with {args.checkpoint}")
-    report = verify_bundle(bundle, args.checkpoint, image)
+    name = Path(args.image).name if args.image else "demo_image"
+    if bundle.manifest.get("precision", "fp32") != "fp32":
+        _say(f"{bundle.manifest['precision']} bundle: exporting an fp32 reference from the same "
+             "checkpoint for the quality report")
+    report = verify_bundle(bundle, args.checkpoint, image, image_name=name, progress=_say)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -196,7 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True,
                    help="official checkpoint file (NanoSAM: two joined with ','), or synthetic:SEED")
     e.add_argument("--target", default="onnx")
-    e.add_argument("--precision", default="fp32")
+    e.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8 (onnx target)")
+    e.add_argument("--calibration-images", metavar="DIR",
+                   help="fp16/int8: folder of images to calibrate on (every 5th is held out for the "
+                        "quality report); default: 8 generated scenes")
+    e.add_argument("--no-bimodal-fix", action="store_true",
+                   help="int8: skip the PTQ4SAM query/key sign flip before calibration")
+    e.add_argument("--int8-scheme", default="u8s8",
+                   help="int8: u8s8 (default; uint8 activations, fastest on x86 CPUs) or s8s8 "
+                        "(symmetric int8 activations, zero point 0: the QDQ form TensorRT takes)")
+    e.add_argument("--quality-image", action="append", metavar="PATH",
+                   help="fp16/int8: also compare with fp32 on this image in the quality report; repeatable")
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     e.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
