@@ -57,7 +57,7 @@ def bimodal_checkpoint(folder: Path) -> str:
         for site in find_sites(model.image_encoder):
             rows = site.rows(1)
             signs = torch.where(torch.arange(rows.shape[1]) % 2 == 0, 1.0, -1.0)
-            site.qkv.bias[rows.reshape(-1)] += (3.0 * signs).repeat(rows.shape[0])
+            site.qkv.bias[rows.reshape(-1)] += (5.0 * signs).repeat(rows.shape[0])
     path = folder / "mobile_sam_bimodal_keys.pt"
     torch.save(model.state_dict(), path)
     return str(path)
