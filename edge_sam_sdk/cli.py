@@ -62,21 +62,39 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 #: ``export`` options of the tensorrt target (``TensorRTOptions`` fields).
-_TRT_OPTIONS = ("max_points", "max_prompts", "workspace_mb", "calibration_images", "calibration_cache")
+_TRT_OPTIONS = ("max_points", "max_prompts", "workspace_mb", "calibration_cache")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
+    from .visualize import load_image
 
     trt = {k: getattr(args, k) for k in _TRT_OPTIONS if getattr(args, k) is not None}
     if trt and args.target != "tensorrt":
         flags = ", ".join("--" + k.replace("_mb", "").replace("_", "-") for k in trt)
         raise InputError(f"{flags} apply to --target tensorrt, not {args.target}")
+    if args.target == "tensorrt" and args.calibration_images:
+        trt["calibration_images"] = args.calibration_images
     t0 = time.perf_counter()
-    export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
-                  precision=args.precision, overwrite=args.overwrite,
-                  simplify=not args.no_simplify, progress=_say,
-                  tensorrt_ready=args.tensorrt_ready, tensorrt=trt)
+    options: dict[str, Any] = {"simplify": False if args.no_simplify else None,
+                               "tensorrt_ready": args.tensorrt_ready, "tensorrt": trt or None}
+    if args.precision != "fp32" and args.target == "onnx":
+        from .exporters.precision import Int8Config
+
+        options.update(calibration_images=args.calibration_images, bimodal_fix=not args.no_bimodal_fix,
+                       int8=Int8Config(scheme=args.int8_scheme),
+                       quality_images=[(Path(p).name, load_image(p)) for p in args.quality_image or []])
+    elif args.quality_image or (args.calibration_images and args.target == "onnx"):
+        raise InputError("--calibration-images and --quality-image apply to --precision fp16|int8 only")
+    out = export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
+                        precision=args.precision, overwrite=args.overwrite, progress=_say, **options)
+    from .bundle import read_manifest
+
+    quality = read_manifest(out).get("quality")
+    if quality:
+        from .exporters.quality import format_report
+
+        print(format_report(quality))
     _say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -200,7 +218,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     image = load_image(args.image) if args.image else demo_image()
     _say(f"verifying {args.bundle} ({bundle.variant}, {bundle.manifest['target']}) against "
          f"torch with {args.checkpoint}")
-    report = verify_bundle(bundle, args.checkpoint, image)
+    name = Path(args.image).name if args.image else "demo_image"
+    if bundle.manifest.get("precision", "fp32") != "fp32":
+        _say(f"{bundle.manifest['precision']} bundle: exporting an fp32 reference from the same "
+             "checkpoint for the quality report")
+    report = verify_bundle(bundle, args.checkpoint, image, image_name=name, progress=_say)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -308,21 +330,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True,
                    help="official checkpoint file (NanoSAM: two joined with ','), or synthetic:SEED")
     e.add_argument("--target", default="onnx")
-    e.add_argument("--precision", default="fp32")
+    e.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8 (onnx target)")
+    e.add_argument("--calibration-images", metavar="DIR",
+                   help="reduced precision: folder of images to calibrate on (onnx fp16/int8: every 5th is "
+                        "held out for the quality report); default: 8 generated scenes")
+    e.add_argument("--no-bimodal-fix", action="store_true",
+                   help="int8: skip the PTQ4SAM query/key sign flip before calibration")
+    e.add_argument("--int8-scheme", default="u8s8",
+                   help="int8: u8s8 (default; uint8 activations, fastest on x86 CPUs) or s8s8 "
+                        "(symmetric int8 activations, zero point 0: the QDQ form TensorRT takes)")
+    e.add_argument("--quality-image", action="append", metavar="PATH",
+                   help="fp16/int8: also compare with fp32 on this image in the quality report; repeatable")
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     e.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     e.add_argument("--tensorrt-ready", action="store_true",
                    help="onnx: graphs for TensorRT 8.6-10.x (no onnxruntime-only fusions); fails listing "
                         "anything TensorRT cannot take")
-    t = e.add_argument_group("target tensorrt (TensorRT, pycuda and an NVIDIA GPU)")
-    t.add_argument("--max-points", type=int, help="most decoder points per prompt, box corners and "
+    g = e.add_argument_group("target tensorrt (TensorRT, pycuda and an NVIDIA GPU)")
+    g.add_argument("--max-points", type=int, help="most decoder points per prompt, box corners and "
                    "padding point included (default 16)")
-    t.add_argument("--max-prompts", type=int, help="most prompts per decoder run (default 8)")
-    t.add_argument("--workspace", dest="workspace_mb", type=int,
+    g.add_argument("--max-prompts", type=int, help="most prompts per decoder run (default 8)")
+    g.add_argument("--workspace", dest="workspace_mb", type=int,
                    help="builder workspace in MiB (default 1024)")
-    t.add_argument("--calibration-images", help="int8: folder of images to calibrate the encoder with")
-    t.add_argument("--calibration-cache", help="int8: reuse this calibration cache instead")
+    g.add_argument("--calibration-cache", help="int8: reuse this calibration cache instead")
     e.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")

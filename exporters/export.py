@@ -1,7 +1,9 @@
 """Export a variant to a bundle folder, atomically, with parity figures in the manifest.
 
-The bundle is written into a temporary sibling folder and renamed into place only when
-every graph has been exported, checked and measured, so a failure leaves nothing behind.
+One pipeline for every target: build the model, let the target (:mod:`.targets`) write
+each graph, check parity, and finish (reduced precision, engines, reports). The bundle is
+written into a temporary sibling folder and renamed into place only when every graph has
+been exported, checked and measured, so a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ import numpy as np
 from edge_sam_sdk import __version__
 from edge_sam_sdk.bundle import FORMAT_VERSION, Bundle, sha256_file, sha256_tree, write_manifest
 from edge_sam_sdk.errors import EdgeSamError
-from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok, sample_feed
+from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
 
 Progress = Callable[[str], None]
-TARGET_FILES = {"onnx": ".onnx", "tensorrt": ".engine"}
 
 
 def graph_modules(model: Any) -> dict[str, Any]:
@@ -69,91 +70,53 @@ def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, A
 
 
 def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = "onnx",
-                  precision: str = "fp32", overwrite: bool = False, simplify: bool = True,
-                  progress: Progress | None = None, tensorrt_ready: bool = False,
-                  tensorrt: dict[str, Any] | None = None) -> Path:
+                  precision: str = "fp32", overwrite: bool = False, progress: Progress | None = None,
+                  **options: Any) -> Path:
     """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``.
 
-    ``tensorrt_ready`` (onnx): skip onnxruntime-only fusions and fail unless every graph
-    passes :mod:`exporters.tensorrt_check`. ``tensorrt``: options of the tensorrt target
-    (:class:`exporters.tensorrt_export.TensorRTOptions` fields), which builds engines from
-    such graphs and needs TensorRT, pycuda and a GPU (checked before anything is built).
+    ``target``: a key of :data:`.targets.TARGETS` (onnx, tensorrt, coreml, tflite).
+    ``options`` are the target's own (e.g. onnx: ``simplify``, ``tensorrt_ready``,
+    ``calibration_images``, ``bimodal_fix``; see each target class); an option the target
+    does not take is an error. Target, precision, options and the packages the target needs
+    are checked before any work.
     """
+    from .targets import make_target
+
     say = progress or (lambda _msg: None)
     spec = get_variant(variant)
-    if target not in TARGET_FILES:
-        raise EdgeSamError(f"unknown target {target!r}; supported: {sorted(TARGET_FILES)}")
-    if target not in spec.targets:
-        raise EdgeSamError(f"variant {variant} does not support target {target!r} "
-                           f"(supported: {list(spec.targets)})")
-    trt = None
-    if target == "tensorrt":
-        from .tensorrt_export import TensorRTOptions, require_tensorrt
-
-        require_tensorrt()
-        trt = TensorRTOptions(precision=precision, processing=spec.processing, **(tensorrt or {})).validate()
-    elif precision != "fp32":
-        raise EdgeSamError(f"precision {precision!r} is not supported for {target} yet (fp32 only)")
+    tgt = make_target(target, spec, precision, options, say)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise EdgeSamError(f"{out} exists and is not empty; pass --overwrite to replace it")
-    say(f"[1/4] building {variant} and loading {checkpoint}")
+    steps = tgt.steps
+    say(f"[1/{steps}] building {variant} and loading {checkpoint}")
     model = load_model(spec, checkpoint)
-    specs, modules = graph_specs(spec), graph_modules(model)
-    if trt:
-        specs = trt.parity_specs(specs)
-    feeds = {n: sample_feed(g, **(trt.feed_dims() if trt else {})) for n, g in specs.items()}
+    modules = graph_modules(model)
     manifest = base_manifest(spec, target, precision)
     manifest["checkpoint"] = checkpoint_facts(checkpoint)
-    digest = manifest["checkpoint"]["sha256"]
-    if digest is not None:
-        known = set(spec.checkpoint.sha256.values())
-        official = all(d in known for d in digest.split(",")) if known else None
-        manifest["checkpoint"]["official"] = official
-        if official:
-            say("checkpoint sha256 matches the official file")
-        elif official is None:
-            say(f"no official sha256 is recorded for {variant}; exporting the checkpoint as given")
-        else:
-            say("checkpoint sha256 differs from the official file(s) we know (fine-tuned weights?); "
-                "exporting it as given")
+    _check_official(spec, manifest["checkpoint"], say)
+    specs = tgt.prepare(modules, graph_specs(spec), manifest)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        manifest["graphs"], manifest["export_parity"] = {}, {}
+        manifest["graphs"] = {}
         for step, name in enumerate(("encoder", "decoder"), start=2):
-            graph, module = specs[name], modules[name]
-            file = name + TARGET_FILES[target]
-            say(f"[{step}/4] exporting {name} graph to {target} ({file})")
-            facts = _export_target(target, module, graph, feeds[name], tmp / file, simplify,
-                                   tensorrt_ready, trt, say)
-            entry = graph.to_dict() | facts
+            file = name + tgt.suffix
+            say(f"[{step}/{steps}] exporting {name} graph to {target} ({file})")
+            facts = tgt.export_graph(name, modules[name], specs[name], tmp / file)
+            entry = specs[name].to_dict() | facts
             entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
             entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
                                    for f in facts.get("data_files", [])]
             manifest["graphs"][name] = entry
-        if target == "onnx":
-            from .tensorrt_check import check_bundle_graphs
-
-            manifest["tensorrt_check"] = check_bundle_graphs(tmp, manifest["graphs"], tensorrt_ready, say)
-        say("[4/4] checking parity of the exported graphs against torch")
-        from edge_sam_sdk.runtimes import backend_class, backend_for_target
-
-        cls = backend_class(backend_for_target(target))
-        for name in ("encoder", "decoder"):
-            backend = cls(tmp / manifest["graphs"][name]["file"])
-            figures = measure_parity(backend, modules[name], specs[name], feeds[name])
-            manifest["export_parity"][name] = figures
-            if not figures["ok"]:
-                raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
-        if trt:
-            from .tensorrt_export import build_facts
-
-            manifest["tensorrt"] = build_facts(tmp, manifest, trt)
+        tgt.after_export(tmp, manifest)
+        say(f"[4/{steps}] checking parity of the exported graphs against torch")
+        manifest["export_parity"] = tgt.parity(tmp, manifest, modules, specs)
+        tgt.finish(tmp, manifest, modules, specs)
         write_manifest(tmp, manifest)
         tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
-        for f in tmp.iterdir():
-            f.chmod(0o644)
+        for f in tmp.rglob("*"):  # .mlpackage graphs are folders
+            f.chmod(0o755 if f.is_dir() else 0o644)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -164,20 +127,20 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     return out
 
 
-def _export_target(target: str, module: Any, graph: GraphSpec, feed: dict[str, np.ndarray],
-                   path: Path, simplify: bool, tensorrt_ready: bool = False, trt: Any = None,
-                   say: Progress | None = None) -> dict[str, Any]:
-    if target == "onnx":
-        from .onnx_export import export_onnx
-        from .tensorrt_check import ORT_FUSIONS
-
-        return export_onnx(module, graph, feed, path, simplify=simplify,
-                           skipped_optimizers=ORT_FUSIONS if tensorrt_ready else ())
-    if target == "tensorrt":
-        from .tensorrt_export import export_engine
-
-        return export_engine(module, graph, feed, path, simplify, trt, say)
-    raise EdgeSamError(f"unknown target {target!r}")
+def _check_official(spec: VariantSpec, facts: dict[str, Any], say: Progress) -> None:
+    digest = facts["sha256"]
+    if digest is None:
+        return
+    known = set(spec.checkpoint.sha256.values())
+    official = all(d in known for d in digest.split(",")) if known else None
+    facts["official"] = official
+    if official:
+        say("checkpoint sha256 matches the official file")
+    elif official is None:
+        say(f"no official sha256 is recorded for {spec.name}; exporting the checkpoint as given")
+    else:
+        say("checkpoint sha256 differs from the official file(s) we know (fine-tuned weights?); "
+            "exporting it as given")
 
 
 def torch_bundle(variant: str, checkpoint: str, threads: int | None = None) -> Bundle:

@@ -1,0 +1,224 @@
+"""Export targets: one small class per target behind one protocol, looked up in :data:`TARGETS`.
+
+:func:`.export.export_bundle` runs the same pipeline for every target and asks the target
+at each step (mmdeploy-style: no format branches in the pipeline):
+
+1. ``__init__`` -- check the precision, the target's options and the packages it needs,
+   before any work (a missing package is one line naming the pip command);
+2. :meth:`ExportTarget.prepare` -- after the model is built: adjust modules or specs (the
+   PTQ4SAM sign flip, TensorRT's parity shapes), read calibration data;
+3. :meth:`ExportTarget.export_graph` -- write one graph, return its manifest facts;
+4. :meth:`ExportTarget.after_export`, :meth:`ExportTarget.parity`,
+   :meth:`ExportTarget.finish` -- checks, parity against torch, reduced precision/reports.
+
+Each target module (``onnx_export``, ``tensorrt_export``, ``coreml_export``,
+``tflite_export``) is imported only when its target is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_sam_sdk.errors import EdgeSamError
+from edge_sam_sdk.graphs import GraphSpec, sample_feed
+from edge_sam_sdk.registry import VariantSpec
+
+Progress = Callable[[str], None]
+GRAPHS = ("encoder", "decoder")
+
+
+class ExportTarget:
+    """Base target: fp32 only, sample feeds, parity against torch with the graph's bounds."""
+
+    name = ""
+    suffix = ""
+    precisions: tuple[str, ...] = ("fp32",)
+    #: option name -> default; options a target does not list are refused.
+    options: Mapping[str, Any] = {}
+    steps = 4
+
+    def __init__(self, spec: VariantSpec, precision: str, options: Mapping[str, Any], say: Progress):
+        self.spec, self.precision, self.say = spec, precision, say
+        unknown = sorted(k for k, v in options.items() if k not in self.options and v not in (None, False))
+        if unknown:
+            raise EdgeSamError(f"option(s) {unknown} do not apply to target {self.name!r} "
+                               f"(it takes {sorted(self.options) or 'none'})")
+        self.opts = {k: d if options.get(k) is None else options[k] for k, d in self.options.items()}
+        self.check()
+
+    def check(self) -> None:
+        """Refuse what this target cannot do, before any work."""
+        if self.precision not in self.precisions:
+            raise EdgeSamError(f"precision {self.precision!r} is not supported for {self.name} "
+                               f"(supported: {', '.join(self.precisions)})")
+
+    def prepare(self, modules: dict[str, Any], specs: dict[str, GraphSpec],
+                manifest: dict[str, Any]) -> dict[str, GraphSpec]:
+        self.feeds = {n: sample_feed(g) for n, g in specs.items()}
+        return specs
+
+    def export_graph(self, name: str, module: Any, graph: GraphSpec, path: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def after_export(self, tmp: Path, manifest: dict[str, Any]) -> None:
+        """Checks on the written graphs (before parity)."""
+
+    def parity(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
+               specs: dict[str, GraphSpec]) -> dict[str, Any]:
+        """Run each written graph with this target's backend against torch; fail outside bounds."""
+        from edge_sam_sdk.runtimes import backend_class, backend_for_target
+
+        from .export import measure_parity
+
+        cls = backend_class(backend_for_target(self.name))
+        figures = {}
+        for name in GRAPHS:
+            backend = cls(tmp / manifest["graphs"][name]["file"])
+            figures[name] = measure_parity(backend, modules[name], specs[name], self.feeds[name])
+            if not figures[name]["ok"]:
+                raise EdgeSamError(f"{name} graph fails parity with torch: {figures[name]['outputs']}")
+        return figures
+
+    def finish(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
+               specs: dict[str, GraphSpec]) -> None:
+        """Last step before the manifest is written."""
+
+
+class OnnxTarget(ExportTarget):
+    """ONNX (opset 17, onnxsim), fp32; fp16 and int8 QDQ converted from the checked fp32 graphs.
+
+    Options: ``simplify`` (onnxsim, default True); ``tensorrt_ready`` (skip onnxruntime-only
+    fusions and fail unless every graph passes :mod:`.tensorrt_check`); for fp16/int8:
+    ``calibration_images`` (a folder; default generated scenes, :mod:`.calibration`),
+    ``bimodal_fix`` (PTQ4SAM sign flip before int8, default True), ``int8``
+    (:class:`.precision.Int8Config`), ``quality_images`` (extra ``(name, image)`` pairs the
+    quality report compares on).
+    """
+
+    name, suffix = "onnx", ".onnx"
+    precisions = ("fp32", "fp16", "int8")
+    options = {"simplify": True, "tensorrt_ready": False, "calibration_images": None,
+               "bimodal_fix": True, "int8": None, "quality_images": ()}
+    BIMODAL_IMAGES = 4  #: calibration images the bimodal-activation detection runs torch on
+
+    def check(self) -> None:
+        from .precision import check_request
+
+        check_request(self.precision, self.name, self.opts["int8"])
+        self.steps = 4 if self.precision == "fp32" else 6
+
+    def prepare(self, modules: dict[str, Any], specs: dict[str, GraphSpec],
+                manifest: dict[str, Any]) -> dict[str, GraphSpec]:
+        from .calibration import calibration_set
+        from .precision import Int8Config
+
+        self.cal = calibration_set(self.opts["calibration_images"]) if self.precision != "fp32" else None
+        self.fix = None
+        if self.precision == "int8" and self.cal is not None:
+            symmetric = (self.opts["int8"] or Int8Config()).symmetric
+            self.fix = self._bimodal(modules["encoder"], symmetric)
+        return super().prepare(modules, specs, manifest)
+
+    def _bimodal(self, encoder: Any, symmetric: bool) -> dict[str, Any]:
+        """Apply the PTQ4SAM sign flip to ``encoder`` in place (when enabled); its report."""
+        if not self.opts["bimodal_fix"]:
+            return {"enabled": False}
+        from edge_sam_sdk.processing import preprocess
+
+        from .bimodal import bimodal_fix
+
+        assert self.cal is not None
+        chosen = self.cal.calibrate[:self.BIMODAL_IMAGES]
+        images = [preprocess(im, self.spec.processing)[0] for _, im in chosen]
+        self.say(f"detecting bimodal key activations on {len(images)} calibration image(s)")
+        report = {"enabled": True} | bimodal_fix(encoder, images, symmetric)
+        self.say(f"bimodal fix: {report['flipped_channels']} key/query channel(s) flipped in "
+                 f"{report['applied']} of {report['sites']} attention layer(s)")
+        return report
+
+    def export_graph(self, name: str, module: Any, graph: GraphSpec, path: Path) -> dict[str, Any]:
+        from .onnx_export import export_onnx
+        from .tensorrt_check import ORT_FUSIONS
+
+        return export_onnx(module, graph, self.feeds[name], path, simplify=self.opts["simplify"],
+                           skipped_optimizers=ORT_FUSIONS if self.opts["tensorrt_ready"] else ())
+
+    def after_export(self, tmp: Path, manifest: dict[str, Any]) -> None:
+        from .tensorrt_check import check_bundle_graphs
+
+        manifest["tensorrt_check"] = check_bundle_graphs(tmp, manifest["graphs"], self.opts["tensorrt_ready"],
+                                                         self.say)
+
+    def finish(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
+               specs: dict[str, GraphSpec]) -> None:
+        if self.cal is None:
+            return
+        from edge_sam_sdk.runtimes import backend_class
+
+        from .export import measure_parity
+        from .reduce import reduce_bundle
+
+        manifest["fp32_export_parity"] = manifest.pop("export_parity")
+        reduce_bundle(tmp, manifest, self.cal, self.precision, self.opts["int8"], self.opts["quality_images"],
+                      self.say, (5, self.steps))
+        if self.fix is not None:
+            manifest["calibration"]["bimodal_fix"] = self.fix
+        # Reduced graphs against torch: figures recorded, never held to the fp32 bound.
+        cls = backend_class("onnxruntime")
+        note = f"{self.precision}: recorded, not judged; see quality"
+        manifest["export_parity"] = {
+            name: measure_parity(cls(tmp / manifest["graphs"][name]["file"]), modules[name], specs[name],
+                                 self.feeds[name]) | {"ok": None, "bound": None, "note": note}
+            for name in GRAPHS}
+
+
+class TensorRTTarget(ExportTarget):
+    """TensorRT engines built from our ONNX graphs (:mod:`.tensorrt_export`); needs TensorRT,
+    pycuda and a GPU, checked first. Options: ``simplify``, ``tensorrt``
+    (:class:`.tensorrt_export.TensorRTOptions` fields as a dict)."""
+
+    name, suffix = "tensorrt", ".engine"
+    precisions = ("fp32", "fp16", "int8")
+    options = {"simplify": True, "tensorrt": None}
+
+    def check(self) -> None:
+        super().check()
+        from .tensorrt_export import TensorRTOptions, require_tensorrt
+
+        require_tensorrt()
+        self.trt = TensorRTOptions(precision=self.precision, processing=self.spec.processing,
+                                   **(self.opts["tensorrt"] or {})).validate()
+
+    def prepare(self, modules: dict[str, Any], specs: dict[str, GraphSpec],
+                manifest: dict[str, Any]) -> dict[str, GraphSpec]:
+        specs = self.trt.parity_specs(specs)
+        self.feeds = {n: sample_feed(g, **self.trt.feed_dims()) for n, g in specs.items()}
+        return specs
+
+    def export_graph(self, name: str, module: Any, graph: GraphSpec, path: Path) -> dict[str, Any]:
+        from .tensorrt_export import export_engine
+
+        return export_engine(module, graph, self.feeds[name], path, self.opts["simplify"], self.trt, self.say)
+
+    def finish(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
+               specs: dict[str, GraphSpec]) -> None:
+        from .tensorrt_export import build_facts
+
+        manifest["tensorrt"] = build_facts(tmp, manifest, self.trt)
+
+
+TARGETS: dict[str, type[ExportTarget]] = {"onnx": OnnxTarget, "tensorrt": TensorRTTarget}
+
+
+def make_target(target: str, spec: VariantSpec, precision: str, options: Mapping[str, Any],
+                say: Progress) -> ExportTarget:
+    """The target ``target`` for ``spec``, its precision, options and packages checked."""
+    if target not in TARGETS:
+        raise EdgeSamError(f"unknown target {target!r}; supported: {sorted(TARGETS)}")
+    if target not in spec.targets:
+        raise EdgeSamError(f"variant {spec.name} does not support target {target!r} "
+                           f"(supported: {list(spec.targets)})")
+    return TARGETS[target](spec, precision, options, say)
+
