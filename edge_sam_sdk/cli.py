@@ -64,9 +64,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .exporters.export import export_bundle
 
     t0 = time.perf_counter()
+    coreml = {"weights_int8": args.weights_int8 or None, "palettize": args.palettize,
+              "deployment_target": args.deployment_target, "max_points": args.max_points,
+              "max_prompts": args.max_prompts}
     export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
                   precision=args.precision, overwrite=args.overwrite,
-                  simplify=not args.no_simplify, progress=_say)
+                  simplify=not args.no_simplify, progress=_say,
+                  target_options={k: v for k, v in coreml.items() if v is not None} or None)
     _say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -258,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     e.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    e.add_argument("--weights-int8", action="store_true", help="coreml: store weights as int8")
+    e.add_argument("--palettize", type=int, metavar="BITS", help="coreml: k-means weight palettes (1-8 bits)")
+    e.add_argument("--deployment-target", help="coreml: minimum deployment target (default iOS17)")
+    e.add_argument("--max-points", type=int, help="coreml: most decoder points per prompt (default 16)")
+    e.add_argument("--max-prompts", type=int, help="coreml: most prompts per decoder run (default 64)")
     e.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from edge_sam_sdk.registry import VariantSpec, get_variant
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
 
 Progress = Callable[[str], None]
-TARGET_FILES = {"onnx": ".onnx"}
+TARGET_FILES = {"onnx": ".onnx", "coreml": ".mlpackage"}
 
 
 def graph_modules(model: Any) -> dict[str, Any]:
@@ -70,8 +70,13 @@ def base_manifest(spec: VariantSpec, target: str, precision: str) -> dict[str, A
 
 def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = "onnx",
                   precision: str = "fp32", overwrite: bool = False, simplify: bool = True,
-                  progress: Progress | None = None) -> Path:
-    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``."""
+                  progress: Progress | None = None,
+                  target_options: Mapping[str, Any] | None = None) -> Path:
+    """Export ``variant`` with ``checkpoint`` (path or ``synthetic:SEED``) to bundle ``out``.
+
+    ``target_options`` are the target's own options (``coreml``: see
+    :class:`.coreml_export.CoreMLOptions`, e.g. ``{"palettize": 6}``).
+    """
     say = progress or (lambda _msg: None)
     spec = get_variant(variant)
     if target not in TARGET_FILES:
@@ -79,7 +84,15 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     if target not in spec.targets:
         raise EdgeSamError(f"variant {variant} does not support target {target!r} "
                            f"(supported: {list(spec.targets)})")
-    if precision != "fp32":
+    coreml = None
+    if target == "coreml":  # options checked and coremltools imported before any work
+        from .coreml_export import coreml_options, require_coremltools
+
+        coreml = coreml_options(precision, target_options)
+        require_coremltools()
+    elif target_options:
+        raise EdgeSamError(f"options {sorted(target_options)} do not apply to target {target!r}")
+    elif precision != "fp32":
         raise EdgeSamError(f"precision {precision!r} is not supported for {target} yet (fp32 only)")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -110,26 +123,39 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             file = name + TARGET_FILES[target]
             say(f"[{step}/4] exporting {name} graph to {target} ({file})")
             feed = sample_feed(graph)
-            facts = _export_target(target, module, graph, feed, tmp / file, simplify)
+            if coreml is not None:
+                from .coreml_export import export_coreml
+
+                checks = [feed, sample_feed(graph, seed=1, batch=1, points=min(5, coreml.max_points))]
+                facts = export_coreml(module, graph, feed, tmp / file, spec, coreml,
+                                      manifest["checkpoint"]["source"], check_feeds=checks)
+            else:
+                facts = _export_target(target, module, graph, feed, tmp / file, simplify)
             entry = graph.to_dict() | facts
             entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
             entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
                                    for f in facts.get("data_files", [])]
             manifest["graphs"][name] = entry
-        say("[4/4] checking parity of the exported graphs against torch")
-        from edge_sam_sdk.runtimes import backend_class, backend_for_target
+        if coreml is not None:
+            from .coreml_export import bundle_parity
 
-        cls = backend_class(backend_for_target(target))
-        for name in ("encoder", "decoder"):
-            backend = cls(tmp / manifest["graphs"][name]["file"])
-            figures = measure_parity(backend, modules[name], specs[name], sample_feed(specs[name]))
-            manifest["export_parity"][name] = figures
-            if not figures["ok"]:
-                raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
+            say("[4/4] Core ML parity (measured on macOS only); packages were checked against the specs")
+            manifest["export_parity"] = bundle_parity(tmp, manifest, specs, modules, coreml)
+        else:
+            say("[4/4] checking parity of the exported graphs against torch")
+            from edge_sam_sdk.runtimes import backend_class, backend_for_target
+
+            cls = backend_class(backend_for_target(target))
+            for name in ("encoder", "decoder"):
+                backend = cls(tmp / manifest["graphs"][name]["file"])
+                figures = measure_parity(backend, modules[name], specs[name], sample_feed(specs[name]))
+                manifest["export_parity"][name] = figures
+                if not figures["ok"]:
+                    raise EdgeSamError(f"{name} graph fails parity with torch: {figures['outputs']}")
         write_manifest(tmp, manifest)
         tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
-        for f in tmp.iterdir():
-            f.chmod(0o644)
+        for f in tmp.rglob("*"):  # .mlpackage graphs are folders
+            f.chmod(0o755 if f.is_dir() else 0o644)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -7,6 +7,8 @@ missing engine never breaks the others. ``open_graph`` picks by name or by file 
 from __future__ import annotations
 
 import importlib
+import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,15 @@ class BackendInfo:
     requires: str  #: the import that must succeed
     extra: str  #: pip extra that installs it
     suffixes: tuple[str, ...]
+    platforms: tuple[str, ...] = ()  #: ``sys.platform`` values it runs on (empty: any)
 
 
 BACKENDS: dict[str, BackendInfo] = {
     "onnxruntime": BackendInfo("onnxruntime", "onnx", ".onnxruntime_backend:OnnxRuntimeBackend",
                                "onnxruntime", "onnx", (".onnx",)),
     "torch": BackendInfo("torch", "torch", ".torch_backend:TorchBackend", "torch", "export", ()),
+    "coreml": BackendInfo("coreml", "coreml", ".coreml_backend:CoreMLBackend", "coremltools", "coreml",
+                          (".mlpackage",), platforms=("darwin",)),
 }
 
 #: Default backend of each bundle target.
@@ -48,6 +53,11 @@ def backend_class(name: str) -> Any:
     if name not in BACKENDS:
         raise BackendNotAvailableError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
     info = BACKENDS[name]
+    if info.platforms and sys.platform not in info.platforms:
+        names = {"darwin": "macOS", "linux": "Linux", "win32": "Windows"}
+        raise BackendNotAvailableError(
+            f"backend {name!r} runs only on {' or '.join(names.get(p, p) for p in info.platforms)}; "
+            f"this machine runs {platform.system() or sys.platform}")
     try:
         importlib.import_module(info.requires)
     except ImportError:
