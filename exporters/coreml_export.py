@@ -39,8 +39,8 @@ COMPRESS_MIN_ELEMENTS = 2048
 INSTALL_HINT = "pip install 'edgesam[coreml]'"
 
 INPUT_TEXT = {
-    "image": "{shape} float32: RGB image resized to the encoder input, normalized ((x - mean) / std, "
-             "uint8 units), zero-padded; see the processing metadata",
+    "image": "{shape} float32: RGB image resized to the encoder input as edgesam.processing says "
+             "(longest side and zero padding, or stretch), normalized (x - mean) / std in uint8 units",
     "image_embeddings": "{shape} float32: the encoder's image embeddings",
     "high_res_feats_0": "{shape} float32: the encoder's high-resolution features (level 0)",
     "high_res_feats_1": "{shape} float32: the encoder's high-resolution features (level 1)",
@@ -207,6 +207,7 @@ def _describe(model: Any, graph: GraphSpec, variant: VariantSpec, opts: CoreMLOp
         model.output_description[t.name] = OUTPUT_TEXT.get(t.name, "{shape} float32").format(
             shape="x".join(map(str, t.shape)))
     decoder = graph_specs(variant)["decoder"]
+    axes = {d for t in graph.inputs for d in t.shape if isinstance(d, str)}
     model.user_defined_metadata.update({
         "edgesam.variant": variant.name, "edgesam.family": variant.family, "edgesam.graph": graph.name,
         "edgesam.decoder_kind": variant.decoder_kind, "edgesam.sdk_version": __version__,
@@ -214,8 +215,8 @@ def _describe(model: Any, graph: GraphSpec, variant: VariantSpec, opts: CoreMLOp
         "edgesam.compression": opts.compression, "edgesam.deployment_target": opts.deployment_target,
         "edgesam.processing": json.dumps(variant.processing.to_dict()),
         "edgesam.mask_selection": json.dumps(decoder.extra["mask_selection"]),
-        "edgesam.shape_ranges": json.dumps(opts.ranges()),
-        "edgesam.fp32_ops": json.dumps(fp32_ops),
+        "edgesam.shape_ranges": json.dumps({k: v for k, v in opts.ranges().items() if k in axes}),
+        "edgesam.fp32_ops": json.dumps(fp32_ops) if opts.precision == "fp16" else "all (fp32 precision)",
     })
 
 
