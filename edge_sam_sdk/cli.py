@@ -61,23 +61,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``export`` options of the tensorrt target (``TensorRTOptions`` fields).
-_TRT_OPTIONS = ("max_points", "max_prompts", "workspace_mb", "calibration_cache")
+#: ``export`` flags that only some targets take: the flag's attribute -> those targets.
+_TARGET_FLAGS = {"max_points": ("tensorrt", "coreml"), "max_prompts": ("tensorrt", "coreml"),
+                 "workspace_mb": ("tensorrt",), "calibration_cache": ("tensorrt",),
+                 "weights_int8": ("coreml",), "palettize": ("coreml",), "deployment_target": ("coreml",)}
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .exporters.export import export_bundle
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``export_bundle`` options of ``args.target`` from the command line flags."""
     from .visualize import load_image
 
-    trt = {k: getattr(args, k) for k in _TRT_OPTIONS if getattr(args, k) is not None}
-    if trt and args.target != "tensorrt":
-        flags = ", ".join("--" + k.replace("_mb", "").replace("_", "-") for k in trt)
-        raise InputError(f"{flags} apply to --target tensorrt, not {args.target}")
-    if args.target == "tensorrt" and args.calibration_images:
-        trt["calibration_images"] = args.calibration_images
-    t0 = time.perf_counter()
+    given = {k: getattr(args, k) for k in _TARGET_FLAGS if getattr(args, k) not in (None, False)}
+    wrong = [k for k in given if args.target not in _TARGET_FLAGS[k]]
+    if wrong:
+        flags = ", ".join("--" + k.replace("_mb", "").replace("_", "-") for k in wrong)
+        targets = " or ".join(_TARGET_FLAGS[wrong[0]])
+        raise InputError(f"{flags} apply to --target {targets}, not {args.target}")
     options: dict[str, Any] = {"simplify": False if args.no_simplify else None,
-                               "tensorrt_ready": args.tensorrt_ready, "tensorrt": trt or None}
+                               "tensorrt_ready": args.tensorrt_ready}
+    if args.target == "tensorrt":
+        cal = {"calibration_images": args.calibration_images} if args.calibration_images else {}
+        options["tensorrt"] = (given | cal) or None
+    elif args.target == "coreml":
+        options["target_options"] = given or None
     if args.precision != "fp32" and args.target == "onnx":
         from .exporters.precision import Int8Config
 
@@ -86,10 +92,17 @@ def cmd_export(args: argparse.Namespace) -> int:
                        quality_images=[(Path(p).name, load_image(p)) for p in args.quality_image or []])
     elif args.quality_image or (args.calibration_images and args.target == "onnx"):
         raise InputError("--calibration-images and --quality-image apply to --precision fp16|int8 only")
+    return options
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .bundle import read_manifest
+    from .exporters.export import export_bundle
+
+    options = _target_options(args)
+    t0 = time.perf_counter()
     out = export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
                         precision=args.precision, overwrite=args.overwrite, progress=_say, **options)
-    from .bundle import read_manifest
-
     quality = read_manifest(out).get("quality")
     if quality:
         from .exporters.quality import format_report
@@ -347,13 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tensorrt-ready", action="store_true",
                    help="onnx: graphs for TensorRT 8.6-10.x (no onnxruntime-only fusions); fails listing "
                         "anything TensorRT cannot take")
+    e.add_argument("--max-points", type=int, help="tensorrt, coreml: most decoder points per prompt, box "
+                   "corners and padding point included (default 16)")
+    e.add_argument("--max-prompts", type=int, help="tensorrt, coreml: most prompts per decoder run "
+                   "(default: tensorrt 8, coreml 64)")
     g = e.add_argument_group("target tensorrt (TensorRT, pycuda and an NVIDIA GPU)")
-    g.add_argument("--max-points", type=int, help="most decoder points per prompt, box corners and "
-                   "padding point included (default 16)")
-    g.add_argument("--max-prompts", type=int, help="most prompts per decoder run (default 8)")
     g.add_argument("--workspace", dest="workspace_mb", type=int,
                    help="builder workspace in MiB (default 1024)")
     g.add_argument("--calibration-cache", help="int8: reuse this calibration cache instead")
+    m = e.add_argument_group("target coreml (mlprogram; converts anywhere, runs on macOS)")
+    m.add_argument("--weights-int8", action="store_true", help="store weights as int8")
+    m.add_argument("--palettize", type=int, metavar="BITS", help="k-means weight palettes (1-8 bits)")
+    m.add_argument("--deployment-target", help="minimum deployment target (default iOS17)")
     e.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")
@@ -417,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--small", action="store_true", help="skip the large (shrinking) images")
     t.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     t.set_defaults(fn=cmd_vectors)
+
     c = sub.add_parser("trt-check", help="can TensorRT 8.6-10.x take a bundle's (or an .onnx file's) graphs?")
     c.add_argument("path", help="bundle folder or .onnx file")
     c.add_argument("--json", help="write the reports as JSON")

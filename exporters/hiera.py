@@ -51,8 +51,11 @@ CONFIGS: dict[str, HieraConfig] = {
 
 
 def _max_pool(x: torch.Tensor, s: int, h: int, w: int, c: int) -> torch.Tensor:
-    """``N x h x w x c`` -> ``N x h/s x w/s x c``: max over ``s x s`` cells (= MaxPool2d(s, s))."""
-    return x.reshape(-1, h // s, s, w // s, s, c).amax(dim=(2, 4))
+    """``N x h x w x c`` -> ``N x h/s x w/s x c``: max over ``s x s`` cells (= MaxPool2d(s, s)).
+
+    ``N`` and the cell rows share one axis: Core ML takes tensors of rank <= 5 (same maxima).
+    """
+    return x.reshape(-1, s, w // s, s, c).amax(dim=(1, 3)).reshape(-1, h // s, w // s, c)
 
 
 class MLP(nn.Module):

@@ -58,7 +58,9 @@ class Attention(nn.Module):
         rq = q.reshape(b, nh, h, w, hd)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, rh)
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, rw)
-        attn = attn.reshape(b, nh, h, w, h, w) + rel_h[..., :, None] + rel_w[..., None, :]
+        # Batch and heads share one axis: Core ML takes tensors of rank <= 5 (same sums).
+        attn = (attn.reshape(b * nh, h, w, h, w) + rel_h.reshape(b * nh, h, w, h, 1)
+                + rel_w.reshape(b * nh, h, w, 1, w))
         attn = attn.reshape(b, nh, h * w, h * w).softmax(dim=-1)
         out = (attn @ v).reshape(b, nh, h, w, hd).permute(0, 2, 3, 1, 4).reshape(b, h, w, nh * hd)
         return self.proj(out)

@@ -209,7 +209,47 @@ class TensorRTTarget(ExportTarget):
         manifest["tensorrt"] = build_facts(tmp, manifest, self.trt)
 
 
-TARGETS: dict[str, type[ExportTarget]] = {"onnx": OnnxTarget, "tensorrt": TensorRTTarget}
+class CoreMLTarget(ExportTarget):
+    """Core ML mlprogram packages from ``torch.export`` (:mod:`.coreml_export`); converts on any
+    OS, runs on macOS only, where parity is measured (elsewhere the packages are checked
+    against the specs). Option ``target_options``: :class:`.coreml_export.CoreMLOptions`
+    fields as a dict (``weights_int8``, ``palettize``, ``deployment_target``, ``max_points``,
+    ``max_prompts``)."""
+
+    name, suffix = "coreml", ".mlpackage"
+    precisions = ("fp32", "fp16")
+    options = {"target_options": None}
+
+    def check(self) -> None:
+        from .coreml_export import coreml_options, require_coremltools
+
+        self.coreml = coreml_options(self.precision, self.opts["target_options"])
+        require_coremltools()
+
+    def prepare(self, modules: dict[str, Any], specs: dict[str, GraphSpec],
+                manifest: dict[str, Any]) -> dict[str, GraphSpec]:
+        self.source = manifest["checkpoint"]["source"]
+        return super().prepare(modules, specs, manifest)
+
+    def export_graph(self, name: str, module: Any, graph: GraphSpec, path: Path) -> dict[str, Any]:
+        from .coreml_export import export_coreml
+
+        feed = self.feeds[name]
+        checks = [feed, sample_feed(graph, seed=1, batch=1, points=min(5, self.coreml.max_points))]
+        return export_coreml(module, graph, feed, path, self.spec, self.coreml, self.source,
+                             check_feeds=checks)
+
+    def parity(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
+               specs: dict[str, GraphSpec]) -> dict[str, Any]:
+        from .coreml_export import bundle_parity
+
+        self.say("Core ML parity is measured on macOS only; the packages were checked against the specs")
+        result: dict[str, Any] = bundle_parity(tmp, manifest, specs, modules, self.coreml)
+        return result
+
+
+TARGETS: dict[str, type[ExportTarget]] = {"onnx": OnnxTarget, "tensorrt": TensorRTTarget,
+                                          "coreml": CoreMLTarget}
 
 
 def make_target(target: str, spec: VariantSpec, precision: str, options: Mapping[str, Any],

@@ -7,6 +7,8 @@ missing engine never breaks the others. ``open_graph`` picks by name or by file 
 from __future__ import annotations
 
 import importlib
+import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ class BackendInfo:
     extra: str  #: pip extra that installs it
     suffixes: tuple[str, ...]
     note: str = ""  #: appended to the install hint
+    platforms: tuple[str, ...] = ()  #: ``sys.platform`` values it runs on (empty: any)
 
 
 BACKENDS: dict[str, BackendInfo] = {
@@ -31,6 +34,8 @@ BACKENDS: dict[str, BackendInfo] = {
     "torch": BackendInfo("torch", "torch", ".torch_backend:TorchBackend", "torch", "export", ()),
     "tensorrt": BackendInfo("tensorrt", "tensorrt", ".tensorrt_backend:TensorRTBackend", "tensorrt,pycuda",
                             "tensorrt", (".engine",), " (on Jetson use the JetPack TensorRT)"),
+    "coreml": BackendInfo("coreml", "coreml", ".coreml_backend:CoreMLBackend", "coremltools", "coreml",
+                          (".mlpackage",), platforms=("darwin",)),
 }
 
 #: Default backend of each bundle target.
@@ -51,6 +56,11 @@ def backend_class(name: str) -> Any:
     if name not in BACKENDS:
         raise BackendNotAvailableError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
     info = BACKENDS[name]
+    if info.platforms and sys.platform not in info.platforms:
+        names = {"darwin": "macOS", "linux": "Linux", "win32": "Windows"}
+        raise BackendNotAvailableError(
+            f"backend {name!r} runs only on {' or '.join(names.get(p, p) for p in info.platforms)}; "
+            f"this machine runs {platform.system() or sys.platform}")
     missing = missing_packages(name)
     if missing:
         hint = ("pip install torch==2.13.0 'edgesam[export]'" if info.extra == "export"
