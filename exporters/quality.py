@@ -199,15 +199,28 @@ def quality_report(reference: Bundle, candidate: Bundle, images: Sequence[Image]
         "images": rows,
         "mask_iou_min": min(ious),
         "mask_iou_mean": float(np.mean(ious)),
-        "embedding_rel_l2_max": max(r["embedding_rel_l2"] for r in rows),
-        "iou_pred_max_diff": max(c["iou_pred_max_diff"] for r in rows for c in r["cases"].values()),
+        "embedding_rel_l2_max": float(np.max([r["embedding_rel_l2"] for r in rows])),  # NaN wins
+        "iou_pred_max_diff": float(np.max([c["iou_pred_max_diff"] for r in rows
+                                           for c in r["cases"].values()])),
         "latency": measure_latency(reference, candidate, runs=latency_runs) if latency_runs else None,
         "bar": {"mask_iou_min": bar} if bar is not None else None,
         "judgeable": judgeable,
         "meets_bar": (min(ious) >= bar) if (judgeable and bar is not None) else None,
         "note": note,
     }
-    return report
+    return _finite(report)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by ``None`` (the manifest stays strict JSON:
+    an fp16 graph that overflows gives NaN embeddings)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -217,7 +230,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"{'image':<24} {'emb_rel_l2':>10} {'mask_iou_min':>13}  per case"]
     for r in report["images"]:
         per = "  ".join(f"{k}={v['mask_iou_min']:.4f}" for k, v in r["cases"].items())
-        lines.append(f"{r['name'][:24]:<24} {r['embedding_rel_l2']:>10.2e} {r['mask_iou_min']:>13.4f}  {per}")
+        rel = "nan" if r["embedding_rel_l2"] is None else f"{r['embedding_rel_l2']:.2e}"
+        lines.append(f"{r['name'][:24]:<24} {rel:>10} {r['mask_iou_min']:>13.4f}  {per}")
     lat = report.get("latency")
     if lat:
         lines.append(f"encoder {lat['encoder_ms']:.1f} ms vs {lat['reference_encoder_ms']:.1f} ms "

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edge_sam_sdk.bundle import Bundle, sha256_tree
+from edge_sam_sdk.errors import EdgeSamError
 from edge_sam_sdk.processing import preprocess
 
 from .calibration import CalibrationSet, Image
@@ -54,6 +55,9 @@ def reduce_bundle(tmp: Path, manifest: dict[str, Any], cal: CalibrationSet, prec
     ``reduced`` facts.
     """
     spec_graphs = manifest["graphs"]
+    if any(spec_graphs[g].get("data_files") for g in ("encoder", "decoder")):
+        raise EdgeSamError(f"{precision} export of graphs over 2 GiB (stored with external data, e.g. "
+                           "SAM ViT-H) is not supported")
     feeds = [{"image": preprocess(im, _processing(manifest))[0]} for _, im in cal.calibrate]
     ref_dir = Path(tempfile.mkdtemp(prefix=".fp32_reference.", dir=tmp.parent))
     try:
