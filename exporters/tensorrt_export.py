@@ -229,7 +229,8 @@ def build_engine(onnx_path: Path, engine_path: Path, profile: dict[str, list[lis
                                f"({precision}); see the TensorRT messages above")
         with open(engine_path, "wb") as f:
             f.write(serialized)
-        del calibrator  # frees its device buffer while the context is current
+        if calibrator is not None:
+            calibrator.free()  # its device buffer, while the context is current
     return pinned
 
 
@@ -282,6 +283,11 @@ def make_calibrator(batcher: Any, cache: Path) -> Any:
 
         def write_calibration_cache(self, cache: Any) -> None:
             stream.write_cache(bytes(cache))
+
+        def free(self) -> None:
+            if self.device is not None:
+                self.device.free()
+                self.device = None
 
     return EntropyCalibrator()
 

@@ -129,11 +129,13 @@ class TensorRTBackend:
             TensorRT version and GPU the engine was built with.
         device: CUDA device index.
         allow_other_gpu: accept another GPU of the recorded compute capability.
+        threads: accepted like the CPU backends' option (``--threads``) and unused.
     """
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path, device: int = 0, allow_other_gpu: bool = False):
+    def __init__(self, path: str | Path, device: int = 0, allow_other_gpu: bool = False,
+                 threads: int | None = None):
         import pycuda.driver as cuda
         import tensorrt as trt
 

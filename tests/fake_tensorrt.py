@@ -36,6 +36,9 @@ class DeviceAllocation:
     def __int__(self) -> int:
         return self.ptr
 
+    def free(self) -> None:
+        del _Memory.blocks[self.ptr]
+
 
 def _block(ptr: Any) -> bytearray:
     return _Memory.blocks[int(ptr)]

@@ -508,7 +508,7 @@ def test_tensorrt_flow_with_a_stand_in(onnx_bundles: dict, tmp_path: Path,
     from edge_sam_sdk import BundleError, SamPredictor, load_bundle
     from edge_sam_sdk.cli import main
     from edge_sam_sdk.exporters.export import export_bundle
-    from edge_sam_sdk.visualize import demo_image
+    from edge_sam_sdk.visualize import demo_image, save_png
 
     trt = fake.install(monkeypatch)
     path = export_bundle(SMALL, "synthetic:0", tmp_path / "trt", target="tensorrt", precision="fp16",
@@ -543,6 +543,9 @@ def test_tensorrt_flow_with_a_stand_in(onnx_bundles: dict, tmp_path: Path,
         np.testing.assert_allclose(ref[1], trt_out[1], atol=1e-5)
     with pytest.raises(InputError, match="profile takes"):
         predictors[1].predict(point_coords=np.zeros((9, 2)), point_labels=np.ones(9))
+    save_png(image, tmp_path / "img.png")
+    assert main(["predict", str(path), "--image", str(tmp_path / "img.png"), "--point", "270,330,1",
+                 "--threads", "2", "--out", str(tmp_path / "ov.png")]) == 0
 
     monkeypatch.setattr(trt, "__version__", "10.4.0")  # another machine's TensorRT
     with pytest.raises(BundleError, match=r"TensorRT 10\.3\.0 \(here 10\.4\.0\).*trtexec\.sh"):
