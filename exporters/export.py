@@ -126,7 +126,8 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             if coreml is not None:
                 from .coreml_export import export_coreml
 
-                checks = [feed, sample_feed(graph, seed=1, batch=1, points=min(5, coreml.max_points))]
+                checks = [feed] + ([sample_feed(graph, seed=1, batch=1, points=min(5, coreml.max_points))]
+                                   if graph.dynamic_axes() else [])  # other B and N
                 facts = export_coreml(module, graph, feed, tmp / file, spec, coreml,
                                       manifest["checkpoint"]["source"], check_feeds=checks)
             else:
