@@ -53,22 +53,24 @@ def measure(variant: str, precision: str, threads: int) -> dict[str, Any]:
             size = sum(p.stat().st_size for p in (out / g["file"]).rglob("*") if p.is_file())
             fp32 = sum(g["coreml"]["op_precisions"]["fp32"].values())
             fp16 = sum(g["coreml"]["op_precisions"]["fp16"].values())
-            row[name] = {"export_s": g["coreml"]["export_s"], "convert_s": g["coreml"]["convert_s"],
+            row[name] = {"export_s": g["coreml"]["export_s"], "check_s": g["coreml"]["check_s"],
+                         "convert_s": g["coreml"]["convert_s"],
                          "mb": round(size / 2**20, 1), "fp32_ops": fp32, "fp16_ops": fp16}
         return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | fp16 conversion | encoder: export + convert | encoder package "
-             "| decoder: export + convert | decoder package | fp32 / fp16 ops (encoder; decoder) |",
+    lines = ["| variant | fp16 conversion | encoder: torch.export / check / convert (s) | encoder package "
+             "| decoder: torch.export / check / convert (s) | decoder package "
+             "| fp32 / fp16 compute ops (encoder; decoder) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: r["variant"]):
         if not r["ok"]:
             lines.append(f"| `{r['variant']}` | failed: {r['error']} | | | | | |")
             continue
         e, d = r["encoder"], r["decoder"]
-        lines.append(f"| `{r['variant']}` | converts | {e['export_s']} + {e['convert_s']} s | {e['mb']} MB "
-                     f"| {d['export_s']} + {d['convert_s']} s | {d['mb']} MB "
+        lines.append(f"| `{r['variant']}` | converts | {e['export_s']} / {e['check_s']} / {e['convert_s']} "
+                     f"| {e['mb']} MB | {d['export_s']} / {d['check_s']} / {d['convert_s']} | {d['mb']} MB "
                      f"| {e['fp32_ops']} / {e['fp16_ops']}; {d['fp32_ops']} / {d['fp16_ops']} |")
     return "\n".join(lines)
 

@@ -256,11 +256,12 @@ def export_coreml(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray], pa
         program = export_program(module, graph, feed, opts.ranges())
     except Exception as exc:
         raise EdgeSamError(f"{where} in torch.export: {_first_line(exc)}") from exc
+    t1 = time.perf_counter()
     lowered = check_program(program, module, graph, check_feeds) if check_feeds else None
     if lowered is not None and not lowered["ok"]:
         raise EdgeSamError(f"{where}: the lowered torch.export program differs from the torch module: "
                            f"{lowered['outputs']}")
-    t1 = time.perf_counter()
+    t2 = time.perf_counter()
     try:
         model, kept = convert_program(program, graph, opts)
     except EdgeSamError:
@@ -275,7 +276,7 @@ def export_coreml(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray], pa
     _describe(model, graph, variant, opts, checkpoint, kept)
     with _quiet():
         model.save(str(path))
-    t2 = time.perf_counter()
+    t3 = time.perf_counter()
     facts = read_package(path)
     problems = check_package(facts, graph, opts)
     if problems:
@@ -284,7 +285,7 @@ def export_coreml(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray], pa
         "shape_ranges": {k: list(v) for k, v in opts.ranges().items()
                          if any(k in t.shape for t in graph.inputs)},
         "op_precisions": facts["op_precisions"],
-        "export_s": round(t1 - t0, 1), "convert_s": round(t2 - t1, 1)},
+        "export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "convert_s": round(t3 - t2, 1)},
         "lowered_program_parity": lowered}
 
 

@@ -235,7 +235,8 @@ class CoreMLTarget(ExportTarget):
         from .coreml_export import export_coreml
 
         feed = self.feeds[name]
-        checks = [feed, sample_feed(graph, seed=1, batch=1, points=min(5, self.coreml.max_points))]
+        other = [sample_feed(graph, seed=1, batch=1, points=min(5, self.coreml.max_points))]
+        checks = [feed] + (other if graph.dynamic_axes() else [])  # other B and N
         return export_coreml(module, graph, feed, path, self.spec, self.coreml, self.source,
                              check_feeds=checks)
 
