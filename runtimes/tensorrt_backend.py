@@ -90,12 +90,16 @@ def recorded_facts(engine: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def cuda_context(device: int = 0) -> Iterator[Any]:
-    """Make ``device``'s primary CUDA context current for the block (TensorRT's own context)."""
+def cuda_context(device: int = 0, ctx: Any = None) -> Iterator[Any]:
+    """Make ``device``'s primary CUDA context (TensorRT's own) current for the block.
+
+    ``ctx``: a context this yielded before, to push again without retaining it anew.
+    """
     import pycuda.driver as cuda
 
-    cuda.init()
-    ctx = cuda.Device(device).retain_primary_context()
+    if ctx is None:
+        cuda.init()
+        ctx = cuda.Device(device).retain_primary_context()
     ctx.push()
     try:
         yield ctx
@@ -146,8 +150,7 @@ class TensorRTBackend:
         problem = compatibility_problem(recorded_facts(self.path), current, allow_other_gpu)
         if problem:
             raise BundleError(f"{self.path}: {problem}; {REBUILD_HINT}")
-        self.device = device
-        with cuda_context(device):
+        with cuda_context(device) as self._ctx:
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
@@ -183,7 +186,7 @@ class TensorRTBackend:
 
         check_feed(self, feed)
         arrays = {n: np.ascontiguousarray(feed[n], dtype=self._dtypes[n]) for n in self.inputs}
-        with cuda_context(self.device):
+        with cuda_context(ctx=self._ctx):
             for n, a in arrays.items():
                 self._check_shape(n, a.shape)
                 if not self.context.set_input_shape(n, a.shape):

@@ -34,6 +34,7 @@ from edge_sam_sdk.exporters.tensorrt_check import (  # noqa: E402
 )
 from edge_sam_sdk.exporters.tensorrt_export import (  # noqa: E402
     TensorRTOptions,
+    build_engine,
     require_tensorrt,
     trtexec_args,
     write_trtexec_script,
@@ -566,6 +567,7 @@ def test_int8_calibration_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.Mo
     from edge_sam_sdk.visualize import demo_image, save_png
 
     fake.install(monkeypatch)
+    spec = get_variant(SMALL).processing
     for i in range(3):
         save_png(demo_image(400 + 50 * i, 600), tmp_path / "images" / f"{i}.png")
     path = export_bundle(SMALL, "synthetic:0", tmp_path / "int8", target="tensorrt", precision="int8",
@@ -580,7 +582,11 @@ def test_int8_calibration_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.Mo
     assert [m["graphs"][g]["engine_precision"] for g in ("encoder", "decoder")] == ["int8", "fp16"]
     assert "--int8 --calib=calibration.cache" in (path / "trtexec.sh").read_text()
 
-    fake.Builder.built.clear()  # a cache replaces the images: no calibration batches
-    export_bundle(SMALL, "synthetic:0", tmp_path / "again", target="tensorrt", precision="int8",
-                  tensorrt={"calibration_cache": str(path / "calibration.cache")})
-    assert fake.Builder.built[0]["calibrated_batches"] == 0
+    fake.Builder.built.clear()  # an existing cache wins over the images: no calibration batches
+    options = TensorRTOptions(precision="int8", calibration_images=str(tmp_path / "images"),
+                              calibration_cache=str(path / "calibration.cache"), processing=spec).validate()
+    blocks = set(fake._Memory.blocks)
+    build_engine(path / "encoder.onnx", tmp_path / "again.engine", {}, "int8", [], options,
+                 path / "calibration.cache")
+    assert fake.Builder.built[0]["calibrated_batches"] == 0 and (tmp_path / "again.engine").exists()
+    assert set(fake._Memory.blocks) == blocks  # the calibrator's device buffer was freed
