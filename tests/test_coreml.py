@@ -39,8 +39,8 @@ SMALL = "nanosam"
 
 def _graph_params() -> list[object]:
     out = []
-    opt_in = pytest.mark.skipif(not ALL_COREML, reason="converting every registered graph takes about an hour "
-                                "on 2 cores; opt in with EDGESAM_ALL_COREML=1")
+    why = "converting every registered graph takes about an hour on 2 cores; opt in with EDGESAM_ALL_COREML=1"
+    opt_in = pytest.mark.skipif(not ALL_COREML, reason=why)
     for v in list_variants():  # variant-major: the cached model serves both graphs
         for g in ("decoder", "encoder"):
             default = v not in HEAVY and v in (LIGHT_ENCODERS if g == "encoder" else DEFAULT_DECODERS)
