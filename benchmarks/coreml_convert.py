@@ -54,14 +54,14 @@ def measure(variant: str, precision: str, threads: int) -> dict[str, Any]:
             fp32 = sum(g["coreml"]["op_precisions"]["fp32"].values())
             fp16 = sum(g["coreml"]["op_precisions"]["fp16"].values())
             row[name] = {"export_s": g["coreml"]["export_s"], "check_s": g["coreml"]["check_s"],
-                         "convert_s": g["coreml"]["convert_s"],
+                         "convert_s": g["coreml"]["convert_s"], "cpu_s": g["coreml"]["cpu_s"],
                          "mb": round(size / 2**20, 1), "fp32_ops": fp32, "fp16_ops": fp16}
         return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | fp16 conversion | encoder: torch.export / check / convert (s) | encoder package "
-             "| decoder: torch.export / check / convert (s) | decoder package "
+    lines = ["| variant | fp16 conversion | encoder: torch.export / check / convert, wall s (CPU s) "
+             "| encoder package | decoder: torch.export / check / convert, wall s (CPU s) | decoder package "
              "| fp32 / fp16 compute ops (encoder; decoder) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: r["variant"]):
@@ -70,7 +70,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         e, d = r["encoder"], r["decoder"]
         lines.append(f"| `{r['variant']}` | converts | {e['export_s']} / {e['check_s']} / {e['convert_s']} "
-                     f"| {e['mb']} MB | {d['export_s']} / {d['check_s']} / {d['convert_s']} | {d['mb']} MB "
+                     f"({e['cpu_s']}) | {e['mb']} MB | {d['export_s']} / {d['check_s']} / {d['convert_s']} "
+                     f"({d['cpu_s']}) | {d['mb']} MB "
                      f"| {e['fp32_ops']} / {e['fp16_ops']}; {d['fp32_ops']} / {d['fp16_ops']} |")
     return "\n".join(lines)
 
