@@ -64,7 +64,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 #: ``export`` flags that only some targets take: the flag's attribute -> those targets.
 _TARGET_FLAGS = {"max_points": ("tensorrt", "coreml"), "max_prompts": ("tensorrt", "coreml"),
                  "workspace_mb": ("tensorrt",), "calibration_cache": ("tensorrt",),
-                 "weights_int8": ("coreml",), "palettize": ("coreml",), "deployment_target": ("coreml",)}
+                 "weights_int8": ("coreml",), "palettize": ("coreml",), "deployment_target": ("coreml",),
+                 "decoder_points": ("tflite",), "from_fp32": ("tflite",)}
 
 
 def _target_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,14 +85,21 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
         options["tensorrt"] = (given | cal) or None
     elif args.target == "coreml":
         options["target_options"] = given or None
-    if args.precision != "fp32" and args.target == "onnx":
+    elif args.target == "tflite":
+        options["tflite"] = {"decoder_points": args.decoder_points, "fp32_bundle": args.from_fp32}
+    reduced = args.precision != "fp32" and args.target in ("onnx", "tflite")
+    if not reduced and (args.quality_image or (args.calibration_images and args.target != "tensorrt")):
+        raise InputError("--calibration-images and --quality-image apply to --precision fp16|int8 "
+                         "(targets onnx, tflite; tensorrt int8 also takes --calibration-images)")
+    if reduced:
+        options.update(calibration_images=args.calibration_images,
+                       quality_images=[(Path(p).name, load_image(p)) for p in args.quality_image or []])
+    if reduced and args.target == "onnx":
         from .exporters.precision import Int8Config
 
-        options.update(calibration_images=args.calibration_images, bimodal_fix=not args.no_bimodal_fix,
-                       int8=Int8Config(scheme=args.int8_scheme),
-                       quality_images=[(Path(p).name, load_image(p)) for p in args.quality_image or []])
-    elif args.quality_image or (args.calibration_images and args.target == "onnx"):
-        raise InputError("--calibration-images and --quality-image apply to --precision fp16|int8 only")
+        options.update(bimodal_fix=not args.no_bimodal_fix, int8=Int8Config(scheme=args.int8_scheme))
+    elif args.no_bimodal_fix or args.int8_scheme != "u8s8":
+        raise InputError("--no-bimodal-fix and --int8-scheme apply to --target onnx --precision int8|fp16")
     return options
 
 
@@ -343,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True,
                    help="official checkpoint file (NanoSAM: two joined with ','), or synthetic:SEED")
     e.add_argument("--target", default="onnx")
-    e.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8 (onnx target)")
+    e.add_argument("--precision", default="fp32",
+                   help="fp32 (default); fp16: onnx, tflite, coreml, tensorrt; int8: onnx, tflite, tensorrt")
     e.add_argument("--calibration-images", metavar="DIR",
                    help="reduced precision: folder of images to calibrate on (onnx fp16/int8: every 5th is "
                         "held out for the quality report); default: 8 generated scenes")
@@ -372,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--weights-int8", action="store_true", help="store weights as int8")
     m.add_argument("--palettize", type=int, metavar="BITS", help="k-means weight palettes (1-8 bits)")
     m.add_argument("--deployment-target", help="minimum deployment target (default iOS17)")
+    lt = e.add_argument_group("target tflite (LiteRT, through litert-torch)")
+    lt.add_argument("--decoder-points", metavar="LO-HI",
+                   help="prompt point counts the decoder takes, one signature each (default 0-16; "
+                        "e.g. 1-4,16)")
+    lt.add_argument("--from-fp32", metavar="BUNDLE",
+                   help="fp16/int8: quantize this fp32 tflite bundle's graphs instead of converting again")
     e.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("predict", help="segment an image with a bundle, write an overlay PNG")

@@ -95,7 +95,8 @@ class VariantSpec:
     decoder_kind: str = "sam"
     embedding_shape: tuple[int, int, int] = (256, 64, 64)
     description: str = ""
-    targets: tuple[str, ...] = ("onnx", "tensorrt", "coreml")  # tensorrt engines are built from ONNX graphs
+    #: tensorrt engines are built from the ONNX graphs
+    targets: tuple[str, ...] = ("onnx", "tensorrt", "coreml", "tflite")
     num_mask_tokens: int = 4
     single_mask_tokens: tuple[int, ...] = (0,)
     multimask_tokens: tuple[int, ...] = (1, 2, 3)

@@ -133,9 +133,9 @@ def probe_scorer(reference: Bundle, candidate_for: Callable[[Path], Bundle],
 
 def measure_latency(reference: Bundle, candidate: Bundle, runs: int = 3, warmup: int = 1) -> dict[str, Any]:
     """Median encoder and per-prompt decoder latency (ms) of both bundles, timed alternately."""
-    from edge_sam_sdk.bench import summarize
+    from edge_sam_sdk.bench import latency_feeds, summarize
 
-    feeds = [_latency_feeds(b) for b in (reference, candidate)]
+    feeds = [dict(zip(("encoder", "decoder"), latency_feeds(b), strict=True)) for b in (reference, candidate)]
     times: dict[str, list[list[float]]] = {"encoder": [[], []], "decoder": [[], []]}
     for i in range(warmup + runs):
         for j, b in enumerate((reference, candidate)):
@@ -151,25 +151,6 @@ def measure_latency(reference: Bundle, candidate: Bundle, runs: int = 3, warmup:
         out.update({f"reference_{graph}_ms": ref_ms, f"{graph}_ms": got_ms,
                     f"{graph}_latency_ratio": got_ms / ref_ms, f"{graph}_speedup": ref_ms / got_ms})
     return out
-
-
-def _latency_feeds(bundle: Bundle) -> dict[str, dict[str, np.ndarray]]:
-    """One encoder feed (a fixed synthetic image) and one one-point decoder feed."""
-    from edge_sam_sdk.processing import decoder_prompts
-
-    s = bundle.processing.input_size
-    image = np.random.default_rng(0).uniform(-2.0, 2.5, (1, 3, s, s)).astype(np.float32)
-    feats = bundle.encoder.run({"image": image})
-    inputs = [t["name"] for t in bundle.graph("decoder")["inputs"]]
-    coords, labels = decoder_prompts(np.array([[[400.0, 300.0]]]), np.array([[1.0]]), None,
-                                     spec=bundle.processing)
-    dec = {k: v for k, v in feats.items() if k in inputs}
-    dec.update(point_coords=coords, point_labels=labels)
-    if "mask_input" in inputs:
-        low = bundle.processing.low_res_size
-        dec.update(mask_input=np.zeros((1, 1, low, low), np.float32),
-                   has_mask_input=np.zeros((1,), np.float32))
-    return {"encoder": {"image": image}, "decoder": dec}
 
 
 def quality_report(reference: Bundle, candidate: Bundle, images: Sequence[Image],

@@ -81,11 +81,12 @@ def _quality(bundle: Bundle, checkpoint: str, images: list[tuple[str, np.ndarray
     from edge_sam_sdk.bundle import load_bundle
 
     from .export import export_bundle
+    from .targets import TARGETS
 
     with tempfile.TemporaryDirectory(prefix="edgesam_verify_fp32.") as tmp:
         target = str(bundle.manifest.get("target", "onnx"))
         path = export_bundle(bundle.variant, checkpoint, Path(tmp) / "fp32", target=target,
-                             progress=progress)
+                             progress=progress, **TARGETS[target].fp32_options(bundle.manifest))
         return quality_report(load_bundle(path), bundle, images)
 
 

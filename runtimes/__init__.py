@@ -21,7 +21,7 @@ class BackendInfo:
     name: str
     target: str  #: bundle target whose graphs this backend runs
     module: str  #: "module:Class", relative to this package
-    requires: str  #: the imports that must succeed, comma-separated
+    requires: str  #: the imports that must succeed, comma-separated ("a|b": either one)
     extra: str  #: pip extra that installs it
     suffixes: tuple[str, ...]
     note: str = ""  #: appended to the install hint
@@ -36,6 +36,8 @@ BACKENDS: dict[str, BackendInfo] = {
                             "tensorrt", (".engine",), " (on Jetson use the JetPack TensorRT)"),
     "coreml": BackendInfo("coreml", "coreml", ".coreml_backend:CoreMLBackend", "coremltools", "coreml",
                           (".mlpackage",), platforms=("darwin",)),
+    "tflite": BackendInfo("tflite", "tflite", ".tflite_backend:TfliteBackend",
+                          "ai_edge_litert.interpreter|tflite_runtime.interpreter", "tflite", (".tflite",)),
 }
 
 #: Default backend of each bundle target.
@@ -75,13 +77,16 @@ def backend_class(name: str) -> Any:
 
 def missing_packages(name: str) -> list[str]:
     """The packages backend ``name`` needs that do not import here (``[]``: all present)."""
-    missing = []
-    for module in BACKENDS[name].requires.split(","):
-        try:
-            importlib.import_module(module)
-        except (ImportError, OSError):  # OSError: a wheel whose native library is missing
-            missing.append(module)
-    return missing
+    return [need.replace("|", " or ") for need in BACKENDS[name].requires.split(",")
+            if not any(_importable(m) for m in need.split("|"))]
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except (ImportError, OSError):  # OSError: a wheel whose native library is missing
+        return False
+    return True
 
 
 def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backend:

@@ -247,12 +247,18 @@ def test_e2e_golden(variant: str, backend: str, truck: np.ndarray, models: dict,
     exported runtime must too, unless the official result is ill-conditioned on this input
     (see :func:`_conditioning_factor`), in which case the tensor bounds scale with it while
     masks (IoU >= 0.99) and IoU predictions (0.01) keep theirs."""
+    check_e2e_golden(variant, _e2e_predictor(variant, backend, models, onnx_bundles), truck, models,
+                     exported=backend != "torch")
+
+
+def check_e2e_golden(variant: str, predictor: Any, truck: np.ndarray, models: dict, exported: bool) -> None:
+    """Every e2e golden case of ``variant`` through ``predictor`` (see :func:`test_e2e_golden`);
+    ``exported``: a runtime other than torch, whose tensor bounds may widen with conditioning."""
     g = golden(variant)
-    predictor = _e2e_predictor(variant, backend, models, onnx_bundles)
     predictor.set_image(truck)
     assert predictor.input_size == tuple(int(s) for s in g["e2e.resized_shape"])
     factor = 1.0
-    if backend != "torch" and not g.compare("e2e.image_embeddings", predictor.get_image_embedding()).ok:
+    if exported and not g.compare("e2e.image_embeddings", predictor.get_image_embedding()).ok:
         factor = _conditioning_factor(variant, g, truck, models)
     for name, value in predictor.features.items():
         if g.has_tensor(f"e2e.{name}"):

@@ -10,7 +10,6 @@ import pytest
 from conftest import GOLDEN_DIR
 from edge_sam_sdk.testing import Golden, synthetic_array, synthetic_state_dict, synthetic_tensor
 
-
 # Per-variant golden files carry the official state-dict layout and a weight probe;
 # task files such as amg_mobile_sam.npz (segment everything) carry neither.
 VARIANT_GOLDENS = sorted(p for p in GOLDEN_DIR.glob("*.npz") if not p.stem.startswith("amg_"))
