@@ -282,12 +282,13 @@ class TfliteTarget(ExportTarget):
 
     def prepare(self, modules: dict[str, Any], specs: dict[str, GraphSpec],
                 manifest: dict[str, Any]) -> dict[str, GraphSpec]:
-        from .calibration import calibration_set
+        from .calibration import MIXED_SIZES, calibration_set
         from .tflite_export import fp32_source
 
         folder = (self.opts["tflite"] or {}).get("fp32_bundle")
         self.source = fp32_source(folder, self.spec.name, manifest["checkpoint"]) if folder else None
-        self.cal = calibration_set(self.opts["calibration_images"]) if self.precision != "fp32" else None
+        self.cal = (calibration_set(self.opts["calibration_images"], MIXED_SIZES)
+                    if self.precision != "fp32" else None)
         self.fp32_files: dict[str, Path] = {}
         self.steps = 4 if self.precision == "fp32" else 5
         return super().prepare(modules, specs, manifest)

@@ -192,7 +192,7 @@ def test_bimodal_flip_keeps_float_outputs(kind: str) -> None:
     image = torch.from_numpy(synthetic_array(0xE1, (1, 3, s, s), 0, -2.2, 2.7))
     with torch.no_grad():
         before = encoder(image).numpy()
-    calib = [preprocess(default_scenes(1, 256, 320)[0][1], processing)[0]]
+    calib = [preprocess(default_scenes(1, ((256, 320),))[0][1], processing)[0]]
     assert bimodal_fix(encoder, calib, symmetric=True)["applied"] == 0  # symmetric: range unchanged
     report = bimodal_fix(encoder, calib)
     assert report["sites"] > 0 and report["applied"] >= report["sites"] / 2, report
