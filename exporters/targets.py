@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_sam_sdk.errors import EdgeSamError
 from edge_sam_sdk.graphs import GraphSpec, sample_feed
 from edge_sam_sdk.registry import VariantSpec
@@ -52,6 +54,11 @@ class ExportTarget:
     def fp32_options(cls, manifest: dict[str, Any]) -> dict[str, Any]:
         """Options that export an fp32 twin of the bundle ``manifest`` describes (verify's reference)."""
         return {}
+
+    @classmethod
+    def verify_feed(cls, manifest: dict[str, Any], graph: GraphSpec) -> dict[str, np.ndarray]:
+        """A parity feed that the bundle ``manifest`` describes can run (``edgesam verify``)."""
+        return sample_feed(graph)
 
     def check(self) -> None:
         """Refuse what this target cannot do, before any work."""
@@ -271,6 +278,13 @@ class TfliteTarget(ExportTarget):
     def fp32_options(cls, manifest: dict[str, Any]) -> dict[str, Any]:
         points = manifest["graphs"]["decoder"].get("extra", {}).get("tflite", {}).get("points")
         return {"tflite": {"decoder_points": points}} if points else {}
+
+    @classmethod
+    def verify_feed(cls, manifest: dict[str, Any], graph: GraphSpec) -> dict[str, np.ndarray]:
+        from .tflite_export import parity_feed
+
+        facts = manifest["graphs"][graph.name].get("extra", {}).get("tflite", {})
+        return parity_feed(graph, list(facts.get("signatures", [])))
 
     def check(self) -> None:
         super().check()

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from edge_sam_sdk.bundle import Bundle
-from edge_sam_sdk.graphs import graph_specs, sample_feed
+from edge_sam_sdk.graphs import graph_specs
 from edge_sam_sdk.predictor import SamPredictor
 from edge_sam_sdk.registry import get_variant
 
 from .checkpoint import load_model
 from .export import Progress, checkpoint_facts, graph_modules, measure_parity, torch_bundle
 from .quality import BARS, E2E_PROMPTS, format_report, judgeability, mask_iou, prompt_kwargs, quality_report
+from .targets import TARGETS
 
 __all__ = ["E2E_PROMPTS", "format_table", "verify_bundle"]
 
@@ -42,7 +43,8 @@ def verify_bundle(bundle: Bundle, checkpoint: str, image: np.ndarray, image_name
     rows = []
     ok = True
     for name, backend in (("encoder", bundle.encoder), ("decoder", bundle.decoder)):
-        figures = measure_parity(backend, modules[name], specs[name], sample_feed(specs[name]))
+        feed = TARGETS[str(bundle.manifest.get("target", "onnx"))].verify_feed(bundle.manifest, specs[name])
+        figures = measure_parity(backend, modules[name], specs[name], feed)
         ok &= figures["ok"] or reduced
         for out, f in figures["outputs"].items():
             rows.append({"check": f"{name}.{out}", **f, "ok": None if reduced else figures["ok"]})
@@ -81,7 +83,6 @@ def _quality(bundle: Bundle, checkpoint: str, images: list[tuple[str, np.ndarray
     from edge_sam_sdk.bundle import load_bundle
 
     from .export import export_bundle
-    from .targets import TARGETS
 
     with tempfile.TemporaryDirectory(prefix="edgesam_verify_fp32.") as tmp:
         target = str(bundle.manifest.get("target", "onnx"))

@@ -279,3 +279,14 @@ def test_bad_options_fail_before_any_work(options: dict, message: str, tmp_path:
     with pytest.raises(EdgeSamError, match="--from-fp32 quantizes an fp32 bundle"):
         export_bundle(SMALL, "synthetic:0", tmp_path / "b", target="tflite", tflite={"fp32_bundle": tmp_path})
     assert not (tmp_path / "b").exists()
+
+
+def test_verify_feeds_a_point_count_the_bundle_has() -> None:
+    """``edgesam verify`` on a bundle exported with a narrow ``--decoder-points`` range uses a
+    feed one of its signatures takes (not the generic 3-point sample feed)."""
+    from edge_sam_sdk.exporters.targets import TARGETS
+
+    spec = graph_specs(get_variant("nanosam"))["decoder"]
+    manifest = {"graphs": {"decoder": {"extra": {"tflite": {"signatures": ["points_1", "points_2"]}}}}}
+    feed = TARGETS["tflite"].verify_feed(manifest, spec)
+    assert feed["point_coords"].shape[1] == 2 and feed["point_labels"].shape[1] == 2
