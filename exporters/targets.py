@@ -31,6 +31,11 @@ Progress = Callable[[str], None]
 GRAPHS = ("encoder", "decoder")
 
 
+def written(tmp: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """``{"encoder": path, "decoder": path}`` of the graph files written into ``tmp``."""
+    return {name: tmp / manifest["graphs"][name]["file"] for name in GRAPHS}
+
+
 class ExportTarget:
     """Base target: fp32 only, sample feeds, parity against torch with the graph's bounds."""
 
@@ -80,6 +85,15 @@ class ExportTarget:
     def parity(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
                specs: dict[str, GraphSpec]) -> dict[str, Any]:
         """Run each written graph with this target's backend against torch; fail outside bounds."""
+        return self.graph_parity(written(tmp, manifest), modules, specs, judge=True)
+
+    def graph_parity(self, files: Mapping[str, Path], modules: dict[str, Any], specs: dict[str, GraphSpec],
+                     judge: bool) -> dict[str, Any]:
+        """Each graph file run by this target's backend against its torch module on ``self.feeds``.
+
+        ``judge``: an ``EdgeSamError`` outside the graph's bound (fp32); otherwise (fp16, int8)
+        the figures are recorded with ``ok: None``, judged by the quality report instead.
+        """
         from edge_sam_sdk.runtimes import backend_class, backend_for_target
 
         from .export import measure_parity
@@ -87,9 +101,11 @@ class ExportTarget:
         cls = backend_class(backend_for_target(self.name))
         figures = {}
         for name in GRAPHS:
-            backend = cls(tmp / manifest["graphs"][name]["file"])
-            figures[name] = measure_parity(backend, modules[name], specs[name], self.feeds[name])
-            if not figures[name]["ok"]:
+            figures[name] = measure_parity(cls(files[name]), modules[name], specs[name], self.feeds[name])
+            if not judge:
+                figures[name] |= {"ok": None, "bound": None,
+                                  "note": f"{self.precision}: recorded, not judged; see quality"}
+            elif not figures[name]["ok"]:
                 raise EdgeSamError(f"{name} graph fails parity with torch: {figures[name]['outputs']}")
         return figures
 
@@ -167,9 +183,7 @@ class OnnxTarget(ExportTarget):
                specs: dict[str, GraphSpec]) -> None:
         if self.cal is None:
             return
-        from edge_sam_sdk.runtimes import backend_class
 
-        from .export import measure_parity
         from .reduce import reduce_bundle
 
         manifest["fp32_export_parity"] = manifest.pop("export_parity")
@@ -177,13 +191,7 @@ class OnnxTarget(ExportTarget):
                       self.say, (5, self.steps))
         if self.fix is not None:
             manifest["calibration"]["bimodal_fix"] = self.fix
-        # Reduced graphs against torch: figures recorded, never held to the fp32 bound.
-        cls = backend_class("onnxruntime")
-        note = f"{self.precision}: recorded, not judged; see quality"
-        manifest["export_parity"] = {
-            name: measure_parity(cls(tmp / manifest["graphs"][name]["file"]), modules[name], specs[name],
-                                 self.feeds[name]) | {"ok": None, "bound": None, "note": note}
-            for name in GRAPHS}
+        manifest["export_parity"] = self.graph_parity(written(tmp, manifest), modules, specs, judge=False)
 
 
 class TensorRTTarget(ExportTarget):
@@ -333,23 +341,11 @@ class TfliteTarget(ExportTarget):
                specs: dict[str, GraphSpec]) -> dict[str, Any]:
         """fp32 graphs against torch (an error outside the bound, also before fp16/int8); the
         reduced graphs' figures are recorded, not judged (their quality report judges)."""
-        from edge_sam_sdk.runtimes.tflite_backend import TfliteBackend
-
-        from .export import measure_parity
-
-        fp32 = {}
-        for name in GRAPHS:
-            fp32[name] = measure_parity(TfliteBackend(self.fp32_files[name]), modules[name], specs[name],
-                                        self.feeds[name])
-            if not fp32[name]["ok"]:
-                raise EdgeSamError(f"{name} graph fails parity with torch: {fp32[name]['outputs']}")
+        fp32 = self.graph_parity(self.fp32_files, modules, specs, judge=True)
         if self.precision == "fp32":
             return fp32
         manifest["fp32_export_parity"] = fp32
-        note = f"{self.precision}: recorded, not judged; see quality"
-        return {name: measure_parity(TfliteBackend(tmp / manifest["graphs"][name]["file"]), modules[name],
-                                     specs[name], self.feeds[name])
-                | {"ok": None, "bound": None, "note": note} for name in GRAPHS}
+        return self.graph_parity(written(tmp, manifest), modules, specs, judge=False)
 
     def finish(self, tmp: Path, manifest: dict[str, Any], modules: dict[str, Any],
                specs: dict[str, GraphSpec]) -> None:
@@ -365,7 +361,7 @@ class TfliteTarget(ExportTarget):
             self.say(f"[5/5] quality report: {self.precision} vs fp32 on {len(images)} held-out image(s)")
             ref = Bundle(dict(manifest, precision="fp32"),
                          *(TfliteBackend(self.fp32_files[g]) for g in GRAPHS))
-            got = Bundle(manifest, *(TfliteBackend(tmp / manifest["graphs"][g]["file"]) for g in GRAPHS))
+            got = Bundle(manifest, *(TfliteBackend(p) for p in written(tmp, manifest).values()))
             manifest["calibration"] = self.cal.manifest() | {"used": self.precision == "int8"}
             manifest["quality"] = quality_report(ref, got, images, precision=self.precision)
         shutil.rmtree(tmp / "_fp32", ignore_errors=True)
