@@ -251,18 +251,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_bundle
+    from .bench import bench_bundle, format_bench
     from .bundle import load_bundle
 
     options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
     bundle = load_bundle(args.bundle, backend=args.backend, **options)
-    _say(f"benchmarking {args.bundle}: {args.runs} runs after {args.warmup} warm-up")
-    result = bench_bundle(bundle, runs=args.runs, warmup=args.warmup)
-    result["threads"] = args.threads
-    e, d = result["encoder_ms"], result["decoder_ms"]
-    print(f"encoder: median {e['median']:.1f} ms  p90 {e['p90']:.1f} ms\n"
-          f"decoder: median {d['median']:.2f} ms  p90 {d['p90']:.2f} ms (per prompt)\n"
-          f"peak memory: {result['peak_rss_mb']:.0f} MiB")
+    _say(f"benchmarking {args.bundle}: {args.runs} runs after {args.warmup} warm-up, "
+         "fp32 matmul peak measured before and after")
+    from .visualize import load_image
+
+    image = load_image(args.image) if args.image else None
+    result = bench_bundle(bundle, runs=args.runs, warmup=args.warmup, threads=args.threads, image=image)
+    print(format_bench(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
@@ -434,11 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", help="write the report as JSON")
     v.set_defaults(fn=cmd_verify)
 
-    b = sub.add_parser("bench", help="encoder and per-prompt decoder latency")
+    b = sub.add_parser("bench", help="encoder and per-prompt decoder latency, GFLOPs, floor ratios")
     b.add_argument("bundle")
     b.add_argument("--runs", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)
-    b.add_argument("--threads", type=int)
+    b.add_argument("--threads", type=int, help="intra-op threads (and the peak probe's); default: all cores")
+    b.add_argument("--image", help="image the per-prompt masks are upscaled to (default: the demo image)")
     b.add_argument("--backend", default="auto")
     b.add_argument("--json", help="write results as JSON")
     b.set_defaults(fn=cmd_bench)

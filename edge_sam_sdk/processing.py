@@ -18,6 +18,7 @@ kernels (Pillow-exact and torch-exact) live in :mod:`edge_sam_sdk.resize`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -188,7 +189,15 @@ def postprocess_masks(low_res: np.ndarray, original_size: tuple[int, int],
     rule's linear steps are composed into one matrix per axis.
     """
     low_res = np.asarray(low_res, dtype=np.float32)
-    size = low_res.shape[-1]
+    ry, rx = _mask_operators(low_res.shape[-1], (int(original_size[0]), int(original_size[1])), spec)
+    return R.apply_banded(R.apply_banded(low_res, ry, -2), rx, -1)
+
+
+@lru_cache(maxsize=16)
+def _mask_operators(size: int, original_size: tuple[int, int],
+                    spec: ProcessingSpec) -> tuple[list[R.Block], list[R.Block]]:
+    """The per-axis operators of :func:`postprocess_masks` (``oh x L``, ``ow x L``), composed
+    in float64 and cut into banded blocks; cached per (size, original size, spec)."""
     oh, ow = original_size
     rule = spec.mask_interpolation
     if spec.postprocess == "resize":
@@ -204,7 +213,7 @@ def postprocess_masks(low_res: np.ndarray, original_size: tuple[int, int],
         up = R.matrix(size, frame, rule)
         ry = R.matrix(h, oh, rule) @ up[:h]
         rx = R.matrix(w, ow, rule) @ up[:w]
-    return np.matmul(np.matmul(ry.astype(np.float32), low_res), rx.astype(np.float32).T)
+    return R.banded(ry), R.banded(rx)
 
 
 def stability_score(logits: np.ndarray, threshold: float = 0.0, offset: float = 1.0) -> np.ndarray:

@@ -99,6 +99,41 @@ def matrix(in_size: int, out_size: int, rule: str) -> np.ndarray:
     return m
 
 
+Block = tuple[int, int, int, int, np.ndarray]  # out start, out stop, in start, in stop, weights
+
+
+def banded(m: np.ndarray, chunk: int = 64) -> list[Block]:
+    """A resampling matrix ``out x in`` cut into row chunks of ``chunk`` outputs, each with
+    only the input columns it reads: ``[(o0, o1, i0, i1, m[o0:o1, i0:i1] as float32)]``.
+
+    Resampling matrices are banded (a few taps per output), so :func:`apply_banded` with
+    these blocks does ``~out * (chunk * in / out + taps)`` multiply-adds instead of
+    ``out * in``, with the same non-zero terms.
+    """
+    blocks: list[Block] = []
+    for o0 in range(0, m.shape[0], chunk):
+        rows = m[o0:o0 + chunk]
+        used = np.flatnonzero(np.any(rows != 0, axis=0))
+        i0, i1 = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        blocks.append((o0, o0 + rows.shape[0], i0, i1, np.ascontiguousarray(rows[:, i0:i1], np.float32)))
+    return blocks
+
+
+def apply_banded(x: np.ndarray, blocks: list[Block], axis: int) -> np.ndarray:
+    """``m @ x`` along ``axis`` (-2: rows, -1: columns) of float32 ``x (..., H, W)``, with
+    ``m`` given as :func:`banded` blocks."""
+    out_size = blocks[-1][1]
+    shape = list(x.shape)
+    shape[axis] = out_size
+    out = np.empty(shape, np.float32)
+    for o0, o1, i0, i1, w in blocks:
+        if axis == -2:
+            np.matmul(w, x[..., i0:i1, :], out=out[..., o0:o1, :])
+        else:
+            np.matmul(x[..., i0:i1], w.T, out=out[..., o0:o1])
+    return out
+
+
 def _pil_axis(img: np.ndarray, out_size: int, axis: int, rule: str) -> np.ndarray:
     idx, w = taps(img.shape[axis], out_size, rule)
     fixed = np.trunc(w * (1 << _PRECISION_BITS) + np.where(w < 0, -0.5, 0.5)).astype(np.int64)

@@ -24,6 +24,7 @@ from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
+from .flops import count_gflops
 
 Progress = Callable[[str], None]
 
@@ -105,6 +106,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
             say(f"[{step}/{steps}] exporting {name} graph to {target} ({file})")
             facts = tgt.export_graph(name, modules[name], specs[name], tmp / file)
             entry = specs[name].to_dict() | facts
+            entry["gflops"] = count_gflops(modules[name], specs[name])
             entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
             entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
                                    for f in facts.get("data_files", [])]
