@@ -83,6 +83,9 @@ class DecoderKind:
         extra_outputs: further decoder outputs (SAM 2's ``object_score_logits``).
         single_fallback: SAM 2's dynamic multimask: a single-mask request returns the best
             multimask token when the single token's stability is below a threshold.
+        image_projections: the encoder also returns the decoder's first-layer image-side
+            projections (:data:`IMAGE_PROJECTIONS`), computed once per image instead of once
+            per prompt; the decoder takes them after ``image_embeddings``.
     """
 
     name: str
@@ -91,10 +94,15 @@ class DecoderKind:
     encoder_features: tuple[TensorSpec, ...] = ()
     extra_outputs: tuple[TensorSpec, ...] = ()
     single_fallback: dict[str, float] | None = None
+    image_projections: bool = False
+
+
+#: The ``sam`` decoder's per-image inputs (layer 0's image-side projections, ``1xHWx(C/2)``).
+IMAGE_PROJECTIONS = ("layer0_image_keys", "layer0_image_values", "layer0_image_queries")
 
 
 DECODER_KINDS: dict[str, DecoderKind] = {
-    "sam": DecoderKind("sam"),
+    "sam": DecoderKind("sam", image_projections=True),
     "efficient_sam": DecoderKind("efficient_sam", mask_input=False, fixed_points=True),
     "sam2": DecoderKind(
         "sam2",
@@ -114,6 +122,14 @@ def decoder_kind(variant: VariantSpec) -> DecoderKind:
                          f"known: {sorted(DECODER_KINDS)}") from None
 
 
+def encoder_features(variant: VariantSpec) -> tuple[TensorSpec, ...]:
+    """The encoder outputs beyond ``image_embeddings`` that the decoder takes, in order."""
+    kind = decoder_kind(variant)
+    c, h, w = variant.embedding_shape
+    projections = tuple(TensorSpec(n, (1, h * w, c // 2)) for n in IMAGE_PROJECTIONS)
+    return (projections if kind.image_projections else ()) + kind.encoder_features
+
+
 def encoder_spec(variant: VariantSpec) -> GraphSpec:
     """``image`` ``1x3xSxS`` -> ``image_embeddings`` (+ the decoder kind's encoder features)."""
     s = variant.processing.input_size
@@ -121,7 +137,7 @@ def encoder_spec(variant: VariantSpec) -> GraphSpec:
         name="encoder",
         inputs=(TensorSpec("image", (1, 3, s, s)),),
         outputs=(TensorSpec("image_embeddings", (1,) + tuple(variant.embedding_shape)),)
-        + decoder_kind(variant).encoder_features,
+        + encoder_features(variant),
     )
 
 
@@ -138,14 +154,14 @@ def decoder_spec(variant: VariantSpec) -> GraphSpec:
         selection["single_fallback"] = dict(kind.single_fallback)
     return GraphSpec(
         name="decoder",
-        inputs=(TensorSpec("image_embeddings", (1, c, h, w)),) + kind.encoder_features
+        inputs=(TensorSpec("image_embeddings", (1, c, h, w)),) + encoder_features(variant)
         + (TensorSpec("point_coords", ("B", n, 2)), TensorSpec("point_labels", ("B", n)))
         + (masks if kind.mask_input else ()),
         outputs=(TensorSpec("low_res_masks", ("B", m, low, low)),
                  TensorSpec("iou_predictions", ("B", m))) + kind.extra_outputs,
         # Host-side token selection, as the variant's official predictor does.
         extra={"mask_selection": selection,
-               "from_encoder": ["image_embeddings"] + [t.name for t in kind.encoder_features]},
+               "from_encoder": ["image_embeddings"] + [t.name for t in encoder_features(variant)]},
     )
 
 
@@ -172,6 +188,8 @@ def sample_feed(graph: GraphSpec, seed: int = 0, batch: int = 2, points: int = 3
             feed[t.name] = np.resize(labels, shape).astype(np.float32)
         elif t.name == "has_mask_input":
             feed[t.name] = (np.arange(shape[0]) % 2).astype(np.float32)
+        elif t.name in IMAGE_PROJECTIONS:
+            feed[t.name] = synthetic_array(0xF3 + IMAGE_PROJECTIONS.index(t.name), shape, seed, -1.0, 1.0)
         elif t.name.startswith("high_res_feats_"):
             tag = TAG_HIGH_RES_0 if t.name.endswith("0") else TAG_HIGH_RES_1
             feed[t.name] = synthetic_array(tag, shape, seed, -1.0, 1.0)

@@ -8,10 +8,12 @@ every target is compiled from.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from .sam_decoder import MaskDecoder, PromptEncoder
+from .sam_decoder import ImageProjections, MaskDecoder, PromptEncoder, TwoWayAttentionBlock
 
 
 class SamModel(nn.Module):
@@ -28,22 +30,67 @@ class SamModel(nn.Module):
 
 
 class EncoderGraph(nn.Module):
-    """``image`` ``1x3xSxS`` normalized float32 -> ``image_embeddings`` ``1x256x64x64``."""
+    """``image`` ``1x3xSxS`` normalized float32 -> ``image_embeddings`` ``1x256x64x64`` and
+    the decoder's per-image projections ``layer0_image_keys``, ``layer0_image_values``,
+    ``layer0_image_queries`` (each ``1x4096x128``, see :func:`image_projections`)."""
 
     def __init__(self, model: SamModel):
         super().__init__()
         self.image_encoder = model.image_encoder
+        self.prompt_encoder = model.prompt_encoder
+        self.mask_decoder = model.mask_decoder
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.image_encoder(image)
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        embeddings = self.image_encoder(image)
+        return (embeddings, *image_projections(self.prompt_encoder, self.mask_decoder, embeddings))
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2).transpose(1, 2)
+
+
+def image_projections(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder,
+                      embeddings: torch.Tensor) -> ImageProjections:
+    """Layer 0's image-side projections without a mask prompt, once per image.
+
+    Without a mask input the decoder's image side is ``embeddings + no_mask_embed`` for every
+    prompt, so the first block's token->image keys and values and image->token queries
+    (3 of the decoder's ~12 ``4096x256x128`` products) are per-image constants.
+    """
+    no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    block = cast(TwoWayAttentionBlock, mask_decoder.transformer.layers[0])
+    return block.image_projections(_tokens(embeddings + no_mask), _tokens(prompt_encoder.dense_pe()))
+
+
+def mask_corrections(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, hidden: torch.Tensor,
+                     flag: torch.Tensor) -> ImageProjections:
+    """What a mask prompt adds to :func:`image_projections`, exactly, without re-projecting.
+
+    The dense embedding of a mask is ``conv1x1(hidden)`` (``W3 h + b3``, ``hidden`` the
+    ``Bx16x64x64`` mask features before the last layer) and replaces ``no_mask_embed``;
+    every projection ``P`` is linear, so it adds ``flag * ((P W3) h + P (b3 - no_mask))``,
+    a ``16``-channel product instead of a ``256``-channel one. ``flag`` is ``Bx1x1``.
+    """
+    conv = cast(nn.Conv2d, prompt_encoder.mask_downscaling[-1])
+    w3 = conv.weight.flatten(1)  # C x 16
+    assert conv.bias is not None
+    shift = conv.bias - prompt_encoder.no_mask_embed.weight[0]
+    block = cast(TwoWayAttentionBlock, mask_decoder.transformer.layers[0])
+    projs = (block.cross_attn_token_to_image.k_proj, block.cross_attn_token_to_image.v_proj,
+             block.cross_attn_image_to_token.q_proj)
+    h = _tokens(hidden)
+    k, v, q = (flag * (h @ (p.weight @ w3).T + p.weight @ shift) for p in projs)
+    return k, v, q
 
 
 class DecoderGraph(nn.Module):
     """Prompt encoder + mask decoder for a batch of ``B`` prompts on one image.
 
-    Inputs: ``image_embeddings`` ``1x256x64x64``; ``point_coords`` ``BxNx2`` float32 in the
-    prompt frame; ``point_labels`` ``BxN`` float32 (-1 pad, 0 negative, 1 positive, 2/3 box
-    corners); ``mask_input`` ``Bx1x256x256`` logits; ``has_mask_input`` ``B`` (1 or 0).
+    Inputs: ``image_embeddings`` ``1x256x64x64``; the encoder's per-image projections
+    ``layer0_image_keys``, ``layer0_image_values``, ``layer0_image_queries`` ``1x4096x128``;
+    ``point_coords`` ``BxNx2`` float32 in the prompt frame; ``point_labels`` ``BxN`` float32
+    (-1 pad, 0 negative, 1 positive, 2/3 box corners); ``mask_input`` ``Bx1x256x256``
+    logits; ``has_mask_input`` ``B`` (1 or 0).
     Outputs: ``low_res_masks`` ``Bx4x256x256`` logits of every mask token, ``iou_predictions``
     ``Bx4``. Token selection (multimask or not) happens host-side.
     """
@@ -53,12 +100,18 @@ class DecoderGraph(nn.Module):
         self.prompt_encoder = model.prompt_encoder
         self.mask_decoder = model.mask_decoder
 
-    def forward(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor,
-                point_labels: torch.Tensor, mask_input: torch.Tensor,
-                has_mask_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse = self.prompt_encoder.embed_points(point_coords, point_labels)
-        dense = self.prompt_encoder.embed_mask(mask_input, has_mask_input)
-        return self.mask_decoder(image_embeddings, self.prompt_encoder.dense_pe(), sparse, dense)
+    def forward(self, image_embeddings: torch.Tensor, image_keys: torch.Tensor, image_values: torch.Tensor,
+                image_queries: torch.Tensor, point_coords: torch.Tensor, point_labels: torch.Tensor,
+                mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pe = self.prompt_encoder
+        sparse = pe.embed_points(point_coords, point_labels)
+        flag = has_mask_input.to(mask_input.dtype).reshape(-1, 1, 1)
+        hidden = pe.mask_downscaling[:-1](mask_input)
+        dense = flag[..., None] * pe.mask_downscaling[-1](hidden) + (1 - flag[..., None]) * \
+            pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dk, dv, dq = mask_corrections(pe, self.mask_decoder, hidden, flag)
+        projected = (image_keys + dk, image_values + dv, image_queries + dq)
+        return self.mask_decoder(image_embeddings, pe.dense_pe(), sparse, dense, projected)
 
 
 def sam_model(image_encoder: nn.Module, embedding_size: int = 64,

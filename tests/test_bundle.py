@@ -29,9 +29,13 @@ def test_manifest_describes_everything(onnx_bundles: dict) -> None:
     assert m["processing"]["interpolation"] == "pil_bilinear"
     enc, dec = m["graphs"]["encoder"], m["graphs"]["decoder"]
     assert [t["name"] for t in enc["inputs"]] == ["image"]
-    assert [t["name"] for t in dec["inputs"]] == ["image_embeddings", "point_coords", "point_labels",
-                                                  "mask_input", "has_mask_input"]
-    assert dec["inputs"][1]["shape"] == ["B", "N", 2]
+    projections = ["layer0_image_keys", "layer0_image_values", "layer0_image_queries"]
+    assert [t["name"] for t in enc["outputs"]] == ["image_embeddings", *projections]
+    assert [t["name"] for t in dec["inputs"]] == ["image_embeddings", *projections, "point_coords",
+                                                  "point_labels", "mask_input", "has_mask_input"]
+    assert dec["inputs"][1]["shape"] == [1, 4096, 128] and dec["inputs"][4]["shape"] == ["B", "N", 2]
+    assert dec["extra"]["from_encoder"] == ["image_embeddings", *projections]
+    assert enc["gflops"]["value"] > dec["gflops"]["value"] > 0 and dec["gflops"]["dims"] == {"B": 1, "N": 2}
     assert dec["extra"]["mask_selection"] == {"multimask": [1, 2, 3], "single": [0]}
     assert enc["opset"] >= 17 and enc["simplified"]
     for g in ("encoder", "decoder"):

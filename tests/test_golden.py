@@ -11,7 +11,7 @@ import pytest
 
 from conftest import get_bundle, get_model, golden, variant_params
 from edge_sam_sdk import SamPredictor, load_bundle
-from edge_sam_sdk.graphs import graph_specs, sample_feed
+from edge_sam_sdk.graphs import IMAGE_PROJECTIONS, decoder_kind, graph_specs, sample_feed
 from edge_sam_sdk.processing import decoder_prompts, select_masks, stability_score
 from edge_sam_sdk.registry import get_variant
 from edge_sam_sdk.testing import (
@@ -105,7 +105,24 @@ def _prompt_case(case: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-def _decoder_feed(g: Golden, case: dict[str, Any], variant: str) -> dict[str, np.ndarray]:
+def with_projections(feed: dict[str, np.ndarray], variant: str, models: dict) -> dict[str, np.ndarray]:
+    """``feed`` plus the decoder's per-image projections of its ``image_embeddings`` (the
+    encoder graph's tail, computed with the torch model) when the decoder kind takes them."""
+    spec = get_variant(variant)
+    if not decoder_kind(spec).image_projections:
+        return feed
+    import torch
+
+    from edge_sam_sdk.exporters.model import image_projections
+
+    model: Any = get_model(models, variant)
+    with torch.no_grad():
+        proj = image_projections(model.prompt_encoder, model.mask_decoder,
+                                 torch.from_numpy(feed["image_embeddings"]))
+    return feed | {n: p.numpy() for n, p in zip(IMAGE_PROJECTIONS, proj, strict=True)}
+
+
+def _decoder_feed(g: Golden, case: dict[str, Any], variant: str, models: dict) -> dict[str, np.ndarray]:
     """The decoder graph's inputs for a golden decoder case, built from the graph spec."""
     spec = get_variant(variant)
     coords = labels = boxes = None
@@ -125,7 +142,7 @@ def _decoder_feed(g: Golden, case: dict[str, Any], variant: str) -> dict[str, np
         feed.update(mask_input=np.zeros_like(feed["mask_input"]), has_mask_input=np.zeros((1,), np.float32))
     elif "mask_input" in feed:
         feed["has_mask_input"] = np.ones((1,), np.float32)
-    return feed
+    return with_projections(feed, variant, models)
 
 
 def _like(g: Golden, name: str, actual: np.ndarray) -> np.ndarray:
@@ -150,7 +167,7 @@ def test_decoder_golden(variant: str, backend: str, models: dict, onnx_bundles: 
         c = _prompt_case(g.case(f"decoder.{case}"))
         if "skipped" in c:
             continue
-        out = decoder.run(_decoder_feed(g, c, variant))
+        out = decoder.run(_decoder_feed(g, c, variant, models))
         tokens = _case_tokens(variant, c)
         low, iou = _select(variant, out, tokens)
         name = f"decoder.{case}"
@@ -179,11 +196,11 @@ def test_official_export_decoder_golden(variant: str, backend: str, models: dict
     for case in g.cases("export_decoder"):
         c = g.case(f"export_decoder.{case}")
         emb = synthetic_array(c["embeddings_tag"], (1, 256, 64, 64), g.seed, -1.0, 1.0)
-        out = decoder.run({"image_embeddings": emb,
-                           "point_coords": np.asarray(c["point_coords"], np.float32),
-                           "point_labels": np.asarray(c["point_labels"], np.float32),
-                           "mask_input": np.zeros((1, 1, 256, 256), np.float32),
-                           "has_mask_input": np.zeros((1,), np.float32)})
+        out = decoder.run(with_projections({"image_embeddings": emb,
+                                            "point_coords": np.asarray(c["point_coords"], np.float32),
+                                            "point_labels": np.asarray(c["point_labels"], np.float32),
+                                            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                                            "has_mask_input": np.zeros((1,), np.float32)}, variant, models))
         _assert_ok(g.compare(f"export_decoder.{case}.masks", out["low_res_masks"]))
         np.testing.assert_allclose(out["iou_predictions"], g[f"export_decoder.{case}.scores"], atol=1e-3)
         np.testing.assert_allclose(stability_score(out["low_res_masks"]),

@@ -65,7 +65,7 @@ def get_tflite(bundles: dict[str, Any], variant: str, precision: str = "fp32") -
     return Path(bundles[key])
 
 
-def _golden_graphs(variant: str, bundle: Path) -> None:
+def _golden_graphs(variant: str, bundle: Path, models: dict) -> None:
     """Encoder golden and every decoder golden case through the tflite backend."""
     g = golden(variant)
     b = load_bundle(bundle)
@@ -79,7 +79,7 @@ def _golden_graphs(variant: str, bundle: Path) -> None:
         c = _prompt_case(g.case(f"decoder.{case}"))
         if "skipped" in c:
             continue
-        out = b.decoder.run(_decoder_feed(g, c, variant))
+        out = b.decoder.run(_decoder_feed(g, c, variant, models))
         low, iou = _select(variant, out, _case_tokens(variant, c))
         name = f"decoder.{case}"
         _assert_ok(g.compare(f"{name}.low_res_masks", _like(g, f"{name}.low_res_masks", low)))
@@ -92,7 +92,7 @@ def _check_variant(variant: str, bundles: dict, truck: np.ndarray | None, models
     parity_ok = json.loads((bundle / "manifest.json").read_text())["export_parity"]
     assert parity_ok["encoder"]["ok"] and parity_ok["decoder"]["ok"]
     if (GOLDEN_DIR / f"{variant}.npz").exists():
-        _golden_graphs(variant, bundle)
+        _golden_graphs(variant, bundle, models)
         if truck is not None and golden(variant).has_tensor("e2e.image_embeddings"):
             check_e2e_golden(variant, SamPredictor(load_bundle(bundle)), truck, models, exported=True)
 
