@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -121,17 +124,36 @@ def banded(m: np.ndarray, chunk: int = 64) -> list[Block]:
 
 def apply_banded(x: np.ndarray, blocks: list[Block], axis: int) -> np.ndarray:
     """``m @ x`` along ``axis`` (-2: rows, -1: columns) of float32 ``x (..., H, W)``, with
-    ``m`` given as :func:`banded` blocks."""
+    ``m`` given as :func:`banded` blocks.
+
+    The products run on one BLAS thread: these are small, and idle BLAS workers spin for a
+    while after a call, stealing the cores from the runtime's next graph run.
+    """
     out_size = blocks[-1][1]
     shape = list(x.shape)
     shape[axis] = out_size
     out = np.empty(shape, np.float32)
-    for o0, o1, i0, i1, w in blocks:
-        if axis == -2:
-            np.matmul(w, x[..., i0:i1, :], out=out[..., o0:o1, :])
-        else:
-            np.matmul(x[..., i0:i1], w.T, out=out[..., o0:o1])
+    with _one_blas_thread():
+        for o0, o1, i0, i1, w in blocks:
+            if axis == -2:
+                np.matmul(w, x[..., i0:i1, :], out=out[..., o0:o1, :])
+            else:
+                np.matmul(x[..., i0:i1], w.T, out=out[..., o0:o1])
     return out
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a dependency; without it numpy keeps its thread count
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    controller = _blas_controller()
+    return controller.limit(limits=1, user_api="blas") if controller is not None else nullcontext()
 
 
 def _pil_axis(img: np.ndarray, out_size: int, axis: int, rule: str) -> np.ndarray:
