@@ -19,6 +19,9 @@ from torch import nn
 
 from .common import MLP, LayerNorm2d, MLPBlock
 
+#: Layer 0's image-side projections ``(token->image keys, values, image->token queries)``.
+ImageProjections = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
 
 class PositionEmbeddingRandom(nn.Module):
     """Random Fourier features of normalized ``(x, y)`` coordinates (SAM)."""
@@ -125,7 +128,12 @@ class Attention(nn.Module):
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
+        return self.attend(self.q_proj(q), self.k_proj(k), self.v_proj(v))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention of already projected ``q`` ``BxNxD``, ``k``/``v`` ``BxMxD`` (``B`` may
+        broadcast) -> ``BxNxC``."""
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
         attn = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
         out = attn.softmax(dim=-1) @ v
         b, nh, n, c = out.shape
@@ -149,19 +157,30 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate, proj_order)
         self.skip_first_layer_pe = skip_first_layer_pe
 
+    def image_projections(self, keys: torch.Tensor, key_pe: torch.Tensor) -> ImageProjections:
+        """The projections of the image side that do not depend on the tokens: token->image
+        keys and values and image->token queries, each ``BxHWxD``."""
+        k = keys + key_pe
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        return t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k)
+
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
-                key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                key_pe: torch.Tensor, projected: ImageProjections | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``projected``: :meth:`image_projections` of ``keys`` computed beforehand (once per
+        image when the image side is the same for every prompt)."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
             q = queries + query_pe
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        image_k, image_v, image_q = projected or self.image_projections(keys, key_pe)
+        queries = self.norm2(queries + t2i.attend(t2i.q_proj(queries + query_pe), image_k, image_v))
         queries = self.norm3(queries + self.mlp(queries))
-        q, k = queries + query_pe, keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        q = queries + query_pe
+        keys = self.norm4(keys + i2t.attend(image_q, i2t.k_proj(q), i2t.v_proj(queries)))
         return queries, keys
 
 
@@ -191,14 +210,19 @@ class TwoWayTransformer(nn.Module):
                                                    proj_order)
         self.norm_final_attn = nn.LayerNorm(embedding_dim, eps=norm_eps)
 
-    def forward(self, image: torch.Tensor, image_pe: torch.Tensor,
-                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``BxCxHxW`` image, its PE, ``BxTxC`` tokens -> (tokens ``BxTxC``, image ``BxHWxC``)."""
+    def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor,
+                projected: ImageProjections | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``BxCxHxW`` image, its PE, ``BxTxC`` tokens -> (tokens ``BxTxC``, image ``BxHWxC``).
+
+        ``projected``: layer 0's :meth:`TwoWayAttentionBlock.image_projections` of ``image``,
+        computed beforehand.
+        """
         keys = image.flatten(2).transpose(1, 2)
         key_pe = image_pe.flatten(2).transpose(1, 2)
         queries = tokens
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, key_pe)
+        for i, layer in enumerate(self.layers):
+            extra = [projected] if i == 0 and projected is not None else []
+            queries, keys = layer(queries, keys, tokens, key_pe, *extra)
         q, k = queries + tokens, keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
         return queries, keys
@@ -236,21 +260,52 @@ class MaskDecoder(nn.Module):
                                        iou_head_depth)
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
-                sparse: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                sparse: torch.Tensor, dense: torch.Tensor, projected: ImageProjections | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """``1xCxHxW`` embeddings, ``1xCxHxW`` PE, ``BxNxC`` sparse, ``BxCxHxW`` dense
-        -> (all masks ``BxMx4Hx4W`` logits, IoU ``BxM``)."""
+        -> (all masks ``BxMx4Hx4W`` logits, IoU ``BxM``).
+
+        ``projected``: layer 0's image projections of ``image_embeddings + dense``
+        (:meth:`TwoWayAttentionBlock.image_projections`), computed beforehand."""
         b = sparse.shape[0]
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
         src = image_embeddings + dense  # broadcasts the single image over the prompt batch
         pos = image_pe.expand(b, -1, -1, -1)
-        hs, src_out = self.transformer(src, pos, tokens)
+        hs, src_out = self.transformer(src, pos, tokens, projected)
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1:1 + self.num_mask_tokens, :]
-        _, c, h, w = src.shape
-        upscaled = self.output_upscaling(src_out.transpose(1, 2).reshape(b, c, h, w))
         hyper = torch.stack([mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
                             dim=1)
-        _, c2, h2, w2 = upscaled.shape
-        masks = (hyper @ upscaled.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
+        masks = upscaled_masks(self.output_upscaling, src_out, hyper, *src.shape[-2:])
         return masks, self.iou_prediction_head(iou_out)
+
+
+def upscaled_masks(upscaling: nn.Sequential, tokens: torch.Tensor, hyper: torch.Tensor, h: int,
+                   w: int) -> torch.Tensor:
+    """SAM's ``hyper @ output_upscaling(image)``, computed in token layout.
+
+    ``tokens`` ``BxHWxC`` (the transformer's image side), ``hyper`` ``BxMxC/8`` -> masks
+    ``BxMx4Hx4W``. A 2x2 stride-2 ConvTranspose has no overlapping taps, so each one is a
+    MatMul ``C -> (2, 2, C')`` per pixel, LayerNorm2d is a last-axis LayerNorm, and the
+    pixel shuffle back to ``4H x 4W`` happens once, on the ``M``-channel masks. Same math as
+    the NCHW modules (keys unchanged); graph runtimes fuse the MatMul/LayerNorm/GELU forms.
+    """
+    dc1, ln, act1, dc2, act2 = upscaling
+    b, n = tokens.shape[0], h * w
+
+    def taps(dc: nn.Module, x: torch.Tensor) -> torch.Tensor:  # (..., Cin) -> (..., 4, Cout)
+        conv = cast(nn.ConvTranspose2d, dc)
+        cin, cout = conv.weight.shape[:2]
+        y = x @ conv.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)
+        assert conv.bias is not None
+        return y.reshape(*x.shape[:-1], 4, cout) + conv.bias
+
+    norm = cast(LayerNorm2d, ln)
+    y = act1(nn.functional.layer_norm(taps(dc1, tokens), norm.weight.shape, norm.weight, norm.bias,
+                                      norm.eps))  # B x HW x (di, dj) x C/4
+    y = act2(taps(dc2, y)).reshape(b, n * 16, -1)  # rows (i, j, di, dj, ei, ej)
+    m = hyper.shape[1]
+    masks = (hyper @ y.transpose(1, 2)).reshape(b * m * n * 2, 2, 2, 2)  # (.., dj, ei, ej)
+    masks = masks.transpose(1, 2).reshape(b * m * h, w, 4, 4).transpose(1, 2)  # (di, ei), w, (dj, ej)
+    return masks.reshape(b, m, 4 * h, 4 * w)

@@ -1,0 +1,83 @@
+"""The speed-motivated forms of the decoder and the post-processing equal the plain math.
+
+Per-image layer-0 projections (with and without a mask prompt), the token-layout mask
+upscaling, banded resize operators and the GFLOPs count at export. Speed itself is measured
+in ``benchmarks/floor.py``, never asserted here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import get_model  # noqa: E402
+from edge_sam_sdk import resize as R  # noqa: E402
+from edge_sam_sdk.graphs import graph_specs, sample_feed  # noqa: E402
+from edge_sam_sdk.registry import get_variant  # noqa: E402
+
+VARIANT = "mobile_sam"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_per_image_projections_equal_per_prompt_projections(batch: int, models: dict) -> None:
+    """The decoder fed the encoder's per-image projections equals SAM's decoder projecting
+    ``embeddings + dense`` for every prompt, with has_mask_input 0, 1 and mixed."""
+    from edge_sam_sdk.exporters.model import DecoderGraph, image_projections
+
+    model = get_model(models, VARIANT)
+    spec = graph_specs(get_variant(VARIANT))["decoder"]
+    f = {k: torch.from_numpy(v) for k, v in sample_feed(spec, batch=batch, points=3).items()}
+    pe, dec = model.prompt_encoder, model.mask_decoder
+    with torch.no_grad():
+        proj = image_projections(pe, dec, f["image_embeddings"])
+        for flags in (torch.zeros(batch), torch.ones(batch), (torch.arange(batch) % 2).float()):
+            sparse = pe.embed_points(f["point_coords"], f["point_labels"])
+            ref = dec(f["image_embeddings"], pe.dense_pe(), sparse, pe.embed_mask(f["mask_input"], flags))
+            got = DecoderGraph(model)(f["image_embeddings"], *proj, f["point_coords"], f["point_labels"],
+                                      f["mask_input"], flags)
+            for r, g in zip(ref, got, strict=True):
+                if not flags.any():
+                    torch.testing.assert_close(g, r, rtol=0, atol=0)  # the same float ops
+                else:
+                    torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4)
+
+
+def test_token_layout_upscaling_equals_nchw_modules(models: dict) -> None:
+    from edge_sam_sdk.exporters.sam_decoder import upscaled_masks
+
+    up = get_model(models, VARIANT).mask_decoder.output_upscaling
+    gen = torch.Generator().manual_seed(0)
+    b, h, w = 2, 8, 12
+    tokens, hyper = torch.randn(b, h * w, 256, generator=gen), torch.randn(b, 4, 32, generator=gen)
+    with torch.no_grad():
+        image = up(tokens.transpose(1, 2).reshape(b, 256, h, w))
+        ref = (hyper @ image.reshape(b, 32, -1)).reshape(b, 4, 4 * h, 4 * w)
+        torch.testing.assert_close(upscaled_masks(up, tokens, hyper, h, w), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rule", ["torch_bilinear", "torch_bicubic", "pil_bilinear"])
+@pytest.mark.parametrize("sizes", [(256, 900), (256, 77), (171, 1800), (64, 64)])
+def test_banded_operator_equals_dense_matrix(rule: str, sizes: tuple[int, int]) -> None:
+    n_in, n_out = sizes
+    m = R.matrix(n_in, n_out, rule)
+    x = np.random.default_rng(0).standard_normal((2, 3, n_in, 5)).astype(np.float32)
+    blocks = R.banded(m)
+    np.testing.assert_allclose(R.apply_banded(x, blocks, -2), m.astype(np.float32) @ x, atol=1e-5)
+    xt = np.ascontiguousarray(np.swapaxes(x, -1, -2))
+    np.testing.assert_allclose(R.apply_banded(xt, blocks, -1), xt @ m.astype(np.float32).T, atol=1e-5)
+    assert sum((o1 - o0) * (i1 - i0) for o0, o1, i0, i1, _ in blocks) < m.size or n_out <= 64
+
+
+def test_gflops_counted_per_prompt(models: dict) -> None:
+    """The decoder's count: per prompt (B=1, one click + pad), without the per-image projections."""
+    from edge_sam_sdk.exporters.export import graph_modules
+    from edge_sam_sdk.exporters.flops import count_gflops
+
+    specs = graph_specs(get_variant(VARIANT))
+    mods = graph_modules(get_model(models, VARIANT))
+    dec = count_gflops(mods["decoder"], specs["decoder"])
+    assert dec["dims"] == {"B": 1, "N": 2} and dec["flops_per_mac"] == 2
+    projections = 3 * 2 * 4096 * 256 * 128 / 1e9  # moved to the encoder graph
+    assert 3.5 < dec["value"] + projections < 3.8  # SAM's decoder: ~3.7 GFLOPs per prompt
