@@ -6,6 +6,23 @@ import torch
 from torch import nn
 
 
+def interpolate(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """``F.interpolate(x, size, mode, align_corners=False)`` (``bilinear`` or ``bicubic``, no
+    antialias) as two MatMuls with constant resampling matrices (``x`` ``BxCxHxW``, static).
+
+    The same math (PyTorch's taps and edge clamping, :mod:`edge_sam_sdk.resize`); graph
+    runtimes run a small MatMul far faster than a cubic ``Resize`` (EdgeSAM's neck: 10% of
+    its encoder time in onnxruntime). The matrices are trace-time constants, not state.
+    """
+    from edge_sam_sdk.resize import matrix
+
+    rule = {"bilinear": "torch_bilinear", "bicubic": "torch_bicubic"}[mode]
+    (h, w), (oh, ow) = (int(d) for d in x.shape[-2:]), (int(d) for d in size)
+    ry = torch.from_numpy(matrix(h, oh, rule).astype("float32"))
+    rx = torch.from_numpy(matrix(w, ow, rule).T.astype("float32"))
+    return ry @ (x @ rx)
+
+
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel axis of a ``BxCxHxW`` tensor (segment-anything's form)."""
 

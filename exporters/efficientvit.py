@@ -31,13 +31,13 @@ xl1      32 64 128 256 512 1024     1 2 2 4 6 6, head 12 x fmb(expand 4)    s5 1
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerNorm2d
+from .common import LayerNorm2d, interpolate
 
 __all__ = ["efficientvit_sam_encoder", "EfficientViTSamEncoder", "EfficientViTSamConfig",
            "EFFICIENTVIT_SAM_CONFIGS"]
@@ -88,8 +88,18 @@ EFFICIENTVIT_SAM_CONFIGS: dict[str, EfficientViTSamConfig] = {
 }
 
 
+class TanhGelu(nn.Module):
+    """``nn.GELU(approximate="tanh")`` in the form onnxruntime's FastGeluFusion matches,
+    ``x * 0.5 * (1 + tanh(sqrt(2/pi) * x * (1 + 0.044715 * x * x)))``, so the exported graph
+    runs one FastGelu kernel instead of 8 element-wise ops (torch's own export, with ``Pow``,
+    is left unfused: 181 Mul nodes were 17% of EfficientViT-SAM-L0's encoder time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * x * (1.0 + 0.044715 * x * x)))
+
+
 def _gelu() -> nn.Module:
-    return nn.GELU(approximate="tanh")
+    return TanhGelu()
 
 
 class ConvNormAct(nn.Module):
@@ -306,7 +316,7 @@ class SamNeck(nn.Module):
         for op, f, resize in zip(self.input_ops, feats, self.resize, strict=True):
             y = op(f)
             if resize:
-                y = F.interpolate(y, size=(EMBED_SIZE, EMBED_SIZE), mode="bicubic", align_corners=False)
+                y = interpolate(y, (EMBED_SIZE, EMBED_SIZE), "bicubic")
             maps.append(y)
         x = maps[-1]
         for y in reversed(maps[:-1]):

@@ -6,7 +6,7 @@ including every BatchNorm's running statistics and ``num_batches_tracked``.
 
 Inference only and export-friendly: static shapes fixed at construction, no tensor-to-Python
 conversions, no data-dependent branches, no drop-path, plain torch ops (exact-erf GELU, ReLU,
-sigmoid, 1x1/3x3 convolutions, one ``F.interpolate``). Exports with
+sigmoid, 1x1/3x3 convolutions, one 2x upsample). Exports with
 ``torch.onnx.export(..., dynamo=False, opset_version=17)``.
 
 Shapes for a ``1x3x1024x1024`` input:
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Conv2dBN, sam_neck
+from .common import Conv2dBN, interpolate, sam_neck
 
 __all__ = ["edge_sam_encoder", "repvit_sam_encoder", "fuse_batchnorm", "RepViTEncoder"]
 
@@ -174,7 +174,7 @@ class FpnBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.op_list[0](x)
-        return F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=False)
+        return interpolate(x, (2 * x.shape[-2], 2 * x.shape[-1]), self.mode)
 
 
 class RepViTEncoder(nn.Module):
