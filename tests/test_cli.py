@@ -80,6 +80,12 @@ def test_predict_verify_bench(onnx_bundles: dict, tmp_path: Path) -> None:
                  "--json", str(tmp_path / "b.json")]) == 0
     b = json.loads((tmp_path / "b.json").read_text())
     assert b["encoder_ms"]["median"] > 0 and b["decoder_ms"]["runs"] == 2
+    for key in ("encoder_gflops", "decoder_gflops", "peak_gflops", "encoder_floor_ratio",
+                "decoder_floor_ratio"):
+        assert b[key] > 0, key
+    assert b["decoder_floor_ratio"] == pytest.approx(
+        b["decoder_ms"]["median"] / 1e3 / (b["decoder_gflops"] / b["peak_gflops"]))
+    assert b["decoder_batch_ms"]["batch"] == 16 and b["decoder_batch_speedup"] > 0
 
 
 def test_export_nanosam_and_its_two_file_checkpoint(tmp_path: Path,
