@@ -79,7 +79,8 @@ def mask_corrections(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, h
     projs = (block.cross_attn_token_to_image.k_proj, block.cross_attn_token_to_image.v_proj,
              block.cross_attn_image_to_token.q_proj)
     h = _tokens(hidden)
-    k, v, q = (flag * (h @ (p.weight @ w3).T + p.weight @ shift) for p in projs)
+    # 2-D products only: Core ML's matmul takes no rank-1 operand.
+    k, v, q = (flag * (h @ (p.weight @ w3).T + shift[None] @ p.weight.T) for p in projs)
     return k, v, q
 
 
@@ -100,9 +101,11 @@ class DecoderGraph(nn.Module):
         self.prompt_encoder = model.prompt_encoder
         self.mask_decoder = model.mask_decoder
 
-    def forward(self, image_embeddings: torch.Tensor, image_keys: torch.Tensor, image_values: torch.Tensor,
-                image_queries: torch.Tensor, point_coords: torch.Tensor, point_labels: torch.Tensor,
-                mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image_embeddings: torch.Tensor, layer0_image_keys: torch.Tensor,
+                layer0_image_values: torch.Tensor, layer0_image_queries: torch.Tensor,
+                point_coords: torch.Tensor, point_labels: torch.Tensor, mask_input: torch.Tensor,
+                has_mask_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Argument names are the graph's input names (``torch.export`` keys shapes by them)."""
         pe = self.prompt_encoder
         sparse = pe.embed_points(point_coords, point_labels)
         flag = has_mask_input.to(mask_input.dtype).reshape(-1, 1, 1)
@@ -110,7 +113,7 @@ class DecoderGraph(nn.Module):
         dense = flag[..., None] * pe.mask_downscaling[-1](hidden) + (1 - flag[..., None]) * \
             pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
         dk, dv, dq = mask_corrections(pe, self.mask_decoder, hidden, flag)
-        projected = (image_keys + dk, image_values + dv, image_queries + dq)
+        projected = (layer0_image_keys + dk, layer0_image_values + dv, layer0_image_queries + dq)
         return self.mask_decoder(image_embeddings, pe.dense_pe(), sparse, dense, projected)
 
 
