@@ -235,8 +235,10 @@ def test_conversion_failure_names_the_op_and_leaves_nothing(monkeypatch: pytest.
     from edge_sam_sdk.exporters import export
 
     class Unconvertible(torch.nn.Module):
-        def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return torch.cumprod(image, dim=1)[:, :1, :64, :64].expand(1, 256, 64, 64)  # no lowering
+        def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            emb = torch.cumprod(image, dim=1)[:, :1, :64, :64].expand(1, 256, 64, 64)  # no lowering
+            proj = emb.flatten(2).transpose(1, 2)[..., :128]  # the decoder's per-image inputs
+            return emb, proj, proj, proj
 
     real = export.graph_modules
     monkeypatch.setattr(export, "graph_modules", lambda m: {**real(m), "encoder": Unconvertible()})
