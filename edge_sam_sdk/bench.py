@@ -88,7 +88,6 @@ print(2 * n ** 3 / best / 1e9)
 def _onnxruntime_peak(threads: int, n: int, repeats: int) -> float | None:
     """onnxruntime (MLAS) ``n x n`` fp32 MatMul GFLOP/s; ``None`` without onnx/onnxruntime."""
     try:
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper
     except ImportError:
@@ -102,7 +101,6 @@ def _onnxruntime_peak(threads: int, n: int, repeats: int) -> float | None:
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feed = {x: rng.standard_normal((n, n), dtype=np.float32) for x in "AB"}
-    del onnx
     sess.run(None, feed)
     best = min(time_call(lambda: sess.run(None, feed), repeats, 0))
     return 2 * n ** 3 / (best / 1e3) / 1e9

@@ -58,7 +58,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``export`` flags that only some targets take: the flag's attribute -> those targets.
 def _predict(bundle_path: str, image: np.ndarray, points: list[list[float]], boxes: list[list[float]],
              multimask: bool, backend: str, threads: int | None,
              stability: bool = False) -> tuple[Any, ...]:
@@ -192,13 +191,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_bundle, format_bench
     from .bundle import load_bundle
+    from .visualize import load_image
 
     options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
     bundle = load_bundle(args.bundle, backend=args.backend, **options)
     _say(f"benchmarking {args.bundle}: {args.runs} runs after {args.warmup} warm-up, "
          "fp32 matmul peak measured before and after")
-    from .visualize import load_image
-
     image = load_image(args.image) if args.image else None
     result = bench_bundle(bundle, runs=args.runs, warmup=args.warmup, threads=args.threads, image=image)
     print(format_bench(result))

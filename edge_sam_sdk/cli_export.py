@@ -16,6 +16,7 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+#: ``export`` flags that only some targets take: the flag's attribute -> those targets.
 _TARGET_FLAGS = {"max_points": ("tensorrt", "coreml"), "max_prompts": ("tensorrt", "coreml"),
                  "workspace_mb": ("tensorrt",), "calibration_cache": ("tensorrt",),
                  "weights_int8": ("coreml",), "palettize": ("coreml",), "deployment_target": ("coreml",),
@@ -72,8 +73,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(format_report(quality))
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
-
-
 
 
 def add_export_parser(sub: Any) -> None:
