@@ -108,10 +108,9 @@ class DecoderGraph(nn.Module):
         """Argument names are the graph's input names (``torch.export`` keys shapes by them)."""
         pe = self.prompt_encoder
         sparse = pe.embed_points(point_coords, point_labels)
-        flag = has_mask_input.to(mask_input.dtype).reshape(-1, 1, 1)
-        hidden = pe.mask_downscaling[:-1](mask_input)
-        dense = flag[..., None] * pe.mask_downscaling[-1](hidden) + (1 - flag[..., None]) * \
-            pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        hidden = pe.mask_features(mask_input)
+        dense = pe.embed_mask_features(hidden, has_mask_input)
+        flag = has_mask_input.to(hidden.dtype).reshape(-1, 1, 1)
         dk, dv, dq = mask_corrections(pe, self.mask_decoder, hidden, flag)
         projected = (layer0_image_keys + dk, layer0_image_values + dv, layer0_image_queries + dq)
         return self.mask_decoder(image_embeddings, pe.dense_pe(), sparse, dense, projected)

@@ -98,9 +98,18 @@ class PromptEncoder(nn.Module):
 
     def embed_mask(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
         """``Bx1x4Hx4W`` logits and ``B`` flags -> ``BxCxHxW`` dense embeddings."""
-        flag = has_mask_input.to(mask_input.dtype).reshape(-1, 1, 1, 1)
+        return self.embed_mask_features(self.mask_features(mask_input), has_mask_input)
+
+    def mask_features(self, mask_input: torch.Tensor) -> torch.Tensor:
+        """``Bx1x4Hx4W`` logits -> the downscaler's ``Bx16xHxW`` features before its last
+        (1x1, linear) convolution."""
+        return self.mask_downscaling[:-1](mask_input)
+
+    def embed_mask_features(self, features: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
+        """:meth:`mask_features` and ``B`` flags -> ``BxCxHxW`` dense embeddings."""
+        flag = has_mask_input.to(features.dtype).reshape(-1, 1, 1, 1)
         no_mask = self.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        return flag * self.mask_downscaling(mask_input) + (1 - flag) * no_mask
+        return flag * self.mask_downscaling[-1](features) + (1 - flag) * no_mask
 
 
 class Attention(nn.Module):
