@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from readme_table import write_between_markers
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "coreml_convert.json"
 README = HERE.parent / "README.md"
-BEGIN, END = "<!-- coreml-table:begin -->", "<!-- coreml-table:end -->"
 
 
 def measure(variant: str, precision: str, threads: int) -> dict[str, Any]:
@@ -107,10 +108,7 @@ def main() -> int:
             indent=1) + "\n")
     text = table(list(rows.values()))
     print(text)
-    readme = README.read_text()
-    if BEGIN in readme and END in readme:
-        head, rest = readme.split(BEGIN, 1)
-        README.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    write_between_markers(README, "coreml-table", text)
     return 0
 
 

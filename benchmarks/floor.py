@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_sam_sdk.bench import bench_bundle
+from readme_table import write_between_markers
+
+from edge_sam_sdk.bench import bench_bundle, floor_ratio
 from edge_sam_sdk.bundle import load_bundle
 from edge_sam_sdk.exporters.export import export_bundle, torch_bundle
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
-BEGIN, END = "<!-- floor-table:begin -->", "<!-- floor-table:end -->"
 BAR = 1.3  # the issue's bar for encoder and decoder floor ratios
 
 
@@ -50,10 +51,8 @@ def measure(variant: str, runs: int, threads: int) -> dict[str, Any]:
 def batch_ratio(r: dict[str, Any]) -> float | None:
     """Floor ratio of one prompt's share of a 16-prompt batch."""
     o = r["onnx"]
-    if not o["decoder_gflops"] or not o["peak_gflops"]:
-        return None
     per = o["decoder_batch_ms"]["median"] / o["decoder_batch_ms"]["batch"]
-    return (per / 1e3) / (o["decoder_gflops"] / o["peak_gflops"])
+    return floor_ratio(per, o["decoder_gflops"], o["peak_gflops"])
 
 
 def markdown(rows: list[dict[str, Any]], threads: int) -> str:
@@ -138,10 +137,7 @@ def main() -> None:
     table = markdown(rows, args.threads)
     (out / "floor.md").write_text(table + "\n")
     chart(rows, out / "floor.png")
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        README.write_text(head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    write_between_markers(README, "floor-table", table)
     print(table)
 
 

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from readme_table import write_between_markers
+
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-BEGIN, END = "<!-- variants-table:begin -->", "<!-- variants-table:end -->"
 
 
 def measure(variant: str, runs: int, threads: int) -> dict[str, Any]:
@@ -109,14 +110,6 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     img.save(path)
 
 
-def update_readme(table: str) -> None:
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", nargs="*", help="default: every registered variant")
@@ -151,7 +144,7 @@ def main() -> None:
     table = markdown(rows, args.threads)
     (out / "variants.md").write_text(table + "\n")
     chart(rows, out / "variants.png")
-    update_readme(table)
+    write_between_markers(README, "variants-table", table)
     print(table)
 
 
