@@ -13,6 +13,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from .cross_attention import ImageSide
 from .sam_decoder import ImageProjections, MaskDecoder, PromptEncoder, TwoWayAttentionBlock
 
 
@@ -62,26 +63,29 @@ def image_projections(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder,
     return block.image_projections(_tokens(embeddings + no_mask), _tokens(prompt_encoder.dense_pe()))
 
 
-def mask_corrections(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, hidden: torch.Tensor,
-                     flag: torch.Tensor) -> ImageProjections:
-    """What a mask prompt adds to :func:`image_projections`, exactly, without re-projecting.
+def image_side(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
+               projections: ImageProjections, hidden: torch.Tensor, flag: torch.Tensor) -> ImageSide:
+    """Layer 0's image side from the per-image projections, with a mask prompt's exact update.
 
     The dense embedding of a mask is ``conv1x1(hidden)`` (``W3 h + b3``, ``hidden`` the
-    ``Bx16x64x64`` mask features before the last layer) and replaces ``no_mask_embed``;
-    every projection ``P`` is linear, so it adds ``flag * ((P W3) h + P (b3 - no_mask))``,
-    a ``16``-channel product instead of a ``256``-channel one. ``flag`` is ``Bx1x1``.
+    ``Bx16x64x64`` mask features before the last layer) and replaces ``no_mask_embed``, so
+    it adds ``flag * (W3 h + b3 - no_mask)`` to the keys; every projection ``P`` is linear,
+    so it adds that times ``P`` to the projections: a rank-17 update
+    (``update = flag * [h, 1]``, ``BxNx17``) instead of ``256``-channel products. ``flag`` is
+    ``Bx1x1``.
     """
     conv = cast(nn.Conv2d, prompt_encoder.mask_downscaling[-1])
-    w3 = conv.weight.flatten(1)  # C x 16
     assert conv.bias is not None
-    shift = conv.bias - prompt_encoder.no_mask_embed.weight[0]
+    no_mask = prompt_encoder.no_mask_embed.weight  # 1 x C
+    d_keys = torch.cat([conv.weight.flatten(1).T, conv.bias[None] - no_mask], dim=0)  # 17 x C
     block = cast(TwoWayAttentionBlock, mask_decoder.transformer.layers[0])
-    projs = (block.cross_attn_token_to_image.k_proj, block.cross_attn_token_to_image.v_proj,
-             block.cross_attn_image_to_token.q_proj)
+    t2i, i2t = block.cross_attn_token_to_image, block.cross_attn_image_to_token
     h = _tokens(hidden)
-    # 2-D products only: Core ML's matmul takes no rank-1 operand.
-    k, v, q = (flag * (h @ (p.weight @ w3).T + shift[None] @ p.weight.T) for p in projs)
-    return k, v, q
+    update = flag * torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
+    k, v, q = projections
+    return ImageSide(_tokens(embeddings), no_mask, k, v, q, update, d_keys,
+                     d_keys @ t2i.k_proj.weight.T, d_keys @ t2i.v_proj.weight.T,
+                     d_keys @ i2t.q_proj.weight.T)
 
 
 class DecoderGraph(nn.Module):
@@ -109,11 +113,10 @@ class DecoderGraph(nn.Module):
         pe = self.prompt_encoder
         sparse = pe.embed_points(point_coords, point_labels)
         hidden = pe.mask_features(mask_input)
-        dense = pe.embed_mask_features(hidden, has_mask_input)
         flag = has_mask_input.to(hidden.dtype).reshape(-1, 1, 1)
-        dk, dv, dq = mask_corrections(pe, self.mask_decoder, hidden, flag)
-        projected = (layer0_image_keys + dk, layer0_image_values + dv, layer0_image_queries + dq)
-        return self.mask_decoder(image_embeddings, pe.dense_pe(), sparse, dense, projected)
+        projections = (layer0_image_keys, layer0_image_values, layer0_image_queries)
+        side = image_side(pe, self.mask_decoder, image_embeddings, projections, hidden, flag)
+        return self.mask_decoder(image_embeddings, pe.dense_pe(), sparse, None, side)
 
 
 def sam_model(image_encoder: nn.Module, embedding_size: int = 64,

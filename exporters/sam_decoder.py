@@ -17,6 +17,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from . import cross_attention as xa
 from .common import MLP, LayerNorm2d, MLPBlock
 
 #: Layer 0's image-side projections ``(token->image keys, values, image->token queries)``.
@@ -122,6 +123,7 @@ class Attention(nn.Module):
     q_proj: nn.Linear
     k_proj: nn.Linear
     v_proj: nn.Linear
+    head_eye: torch.Tensor
 
     def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1,
                  proj_order: str = "qkv"):
@@ -131,6 +133,10 @@ class Attention(nn.Module):
         for p in proj_order:  # registration order = state-dict key order (EdgeSAM: "qvk")
             setattr(self, f"{p}_proj", nn.Linear(embedding_dim, self.internal_dim))
         self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+        # The heads' identity, 1 x h x 1 x h x 1, for block-diagonal layouts (cross_attention.py);
+        # not a checkpoint key.
+        self.register_buffer("head_eye", torch.eye(num_heads).reshape(1, num_heads, 1, num_heads, 1),
+                             persistent=False)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -174,10 +180,10 @@ class TwoWayAttentionBlock(nn.Module):
         return t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
-                key_pe: torch.Tensor, projected: ImageProjections | None = None
+                key_pe: torch.Tensor, side: xa.ImageSide | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``projected``: :meth:`image_projections` of ``keys`` computed beforehand (once per
-        image when the image side is the same for every prompt)."""
+        """``side``: the image side projected beforehand (once per image, layer 0 only); it
+        replaces ``keys``."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -185,12 +191,17 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
-        image_k, image_v, image_q = projected or self.image_projections(keys, key_pe)
-        queries = self.norm2(queries + t2i.attend(t2i.q_proj(queries + query_pe), image_k, image_v))
+        # Reassociated cross-attention (same math, see cross_attention.py).
+        if side is None:
+            k = keys + key_pe
+            queries = self.norm2(queries + xa.token_to_image(t2i, queries + query_pe, k, keys))
+        else:
+            queries = self.norm2(queries + side.token_to_image(t2i, queries + query_pe))
         queries = self.norm3(queries + self.mlp(queries))
         q = queries + query_pe
-        keys = self.norm4(keys + i2t.attend(image_q, i2t.k_proj(q), i2t.v_proj(queries)))
-        return queries, keys
+        if side is None:
+            return queries, self.norm4(keys + xa.image_to_token(i2t, k, q, queries))
+        return queries, self.norm4(side.image_to_token(i2t, q, queries))
 
 
 class TwoWayTransformer(nn.Module):
@@ -220,20 +231,21 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(embedding_dim, eps=norm_eps)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor,
-                projected: ImageProjections | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``BxCxHxW`` image, its PE, ``BxTxC`` tokens -> (tokens ``BxTxC``, image ``BxHWxC``).
+                side: xa.ImageSide | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``BxCxHxW`` image, its PE (batch 1 or ``B``), ``BxTxC`` tokens -> (tokens ``BxTxC``,
+        image ``BxHWxC``).
 
-        ``projected``: layer 0's :meth:`TwoWayAttentionBlock.image_projections` of ``image``,
-        computed beforehand.
+        ``side``: layer 0's image side projected beforehand; it replaces ``image``.
         """
-        keys = image.flatten(2).transpose(1, 2)
         key_pe = image_pe.flatten(2).transpose(1, 2)
+        keys = side.keys if side is not None else image.flatten(2).transpose(1, 2)
         queries = tokens
         for i, layer in enumerate(self.layers):
-            extra = [projected] if i == 0 and projected is not None else []
+            extra = [side] if i == 0 and side is not None else []
             queries, keys = layer(queries, keys, tokens, key_pe, *extra)
         q, k = queries + tokens, keys + key_pe
-        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        queries = self.norm_final_attn(queries + xa.token_to_image(self.final_attn_token_to_image, q, k,
+                                                                   keys))
         return queries, keys
 
 
@@ -269,19 +281,18 @@ class MaskDecoder(nn.Module):
                                        iou_head_depth)
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
-                sparse: torch.Tensor, dense: torch.Tensor, projected: ImageProjections | None = None
+                sparse: torch.Tensor, dense: torch.Tensor | None, side: xa.ImageSide | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """``1xCxHxW`` embeddings, ``1xCxHxW`` PE, ``BxNxC`` sparse, ``BxCxHxW`` dense
         -> (all masks ``BxMx4Hx4W`` logits, IoU ``BxM``).
 
-        ``projected``: layer 0's image projections of ``image_embeddings + dense``
-        (:meth:`TwoWayAttentionBlock.image_projections`), computed beforehand."""
+        ``side``: layer 0's image side of ``image_embeddings + dense``, projected beforehand
+        (:class:`cross_attention.ImageSide`); ``dense`` is then ``None``."""
         b = sparse.shape[0]
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
-        src = image_embeddings + dense  # broadcasts the single image over the prompt batch
-        pos = image_pe.expand(b, -1, -1, -1)
-        hs, src_out = self.transformer(src, pos, tokens, projected)
+        src = image_embeddings if dense is None else image_embeddings + dense  # broadcasts over B
+        hs, src_out = self.transformer(src, image_pe, tokens, side)
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1:1 + self.num_mask_tokens, :]
         hyper = torch.stack([mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
@@ -306,9 +317,11 @@ def upscaled_masks(upscaling: nn.Sequential, tokens: torch.Tensor, hyper: torch.
     def taps(dc: nn.Module, x: torch.Tensor) -> torch.Tensor:  # (..., Cin) -> (..., 4, Cout)
         conv = cast(nn.ConvTranspose2d, dc)
         cin, cout = conv.weight.shape[:2]
-        y = x @ conv.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)
         assert conv.bias is not None
-        return y.reshape(*x.shape[:-1], 4, cout) + conv.bias
+        # One 2-D product with its bias (a Gemm), so the bias does not fuse into the GELU.
+        y = nn.functional.linear(x.reshape(-1, cin), conv.weight.permute(2, 3, 1, 0).reshape(4 * cout, cin),
+                                 conv.bias.repeat(4))
+        return y.reshape(*x.shape[:-1], 4, cout)
 
     norm = cast(LayerNorm2d, ln)
     y = act1(nn.functional.layer_norm(taps(dc1, tokens), norm.weight.shape, norm.weight, norm.bias,
