@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from plain_decoder import batch_vs_plain
 from readme_table import write_between_markers
 
 from edge_sam_sdk.bench import bench_bundle, floor_ratio
@@ -38,12 +39,15 @@ def measure(variant: str, runs: int, threads: int) -> dict[str, Any]:
     enc_runs = max(3, runs // 4) if big else runs
     with tempfile.TemporaryDirectory() as tmp:
         path = export_bundle(variant, "synthetic:0", Path(tmp) / variant, progress=print)
-        onnx = bench_bundle(load_bundle(path, threads=threads), runs=runs, encoder_runs=enc_runs,
-                            threads=threads)
+        bundle = load_bundle(path, threads=threads)
+        onnx = bench_bundle(bundle, runs=runs, encoder_runs=enc_runs, threads=threads)
+        plain = batch_vs_plain(variant, bundle, threads, runs)
+        del bundle
     eager = bench_bundle(torch_bundle(variant, "synthetic:0", threads=threads), runs=max(3, runs // 2),
                          encoder_runs=max(2, enc_runs // 2), threads=threads, peak=False)
     keys = ("encoder_ms", "decoder_ms", "decoder_graph_ms", "decoder_batch_ms")
-    return {"variant": variant, "onnx": onnx, "torch_eager": {k: eager[k] for k in keys},
+    return {"variant": variant, "onnx": onnx, "plain_decoder": plain,
+            "torch_eager": {k: eager[k] for k in keys},
             "speedup_vs_eager": {g: eager[f"{g}_ms"]["median"] / onnx[f"{g}_ms"]["median"]
                                  for g in ("encoder", "decoder")}}
 
@@ -58,17 +62,18 @@ def batch_ratio(r: dict[str, Any]) -> float | None:
 def markdown(rows: list[dict[str, Any]], threads: int) -> str:
     lines = ["| variant | encoder ms | GFLOPs | floor ratio | vs eager | decoder ms / prompt "
              "(graph) | GFLOPs | floor ratio | vs eager | batch 16: ms / prompt | floor ratio | "
-             "16 singles / batch |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "16 singles / batch | plain decoder ms | 16 plain / batch (graphs) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         o, s = r["onnx"], r["speedup_vs_eager"]
-        b = o["decoder_batch_ms"]
+        b, p = o["decoder_batch_ms"], r["plain_decoder"]
         lines.append(
             f"| `{r['variant']}` | {o['encoder_ms']['median']:.0f} | {o['encoder_gflops']:.1f} "
             f"| {o['encoder_floor_ratio']:.2f} | {s['encoder']:.2f}x "
             f"| {o['decoder_ms']['median']:.1f} ({o['decoder_graph_ms']['median']:.1f}) "
             f"| {o['decoder_gflops']:.2f} | {o['decoder_floor_ratio']:.2f} | {s['decoder']:.2f}x "
-            f"| {b['median'] / b['batch']:.1f} | {batch_ratio(r):.2f} | {o['decoder_batch_speedup']:.2f}x |")
+            f"| {b['median'] / b['batch']:.1f} | {batch_ratio(r):.2f} | {o['decoder_batch_speedup']:.2f}x "
+            f"| {p['plain_ms']['median']:.1f} | {p['plain_singles_over_batch']:.2f}x |")
     peaks = [r["onnx"]["peak_gflops"] for r in rows]
     lines += ["", f"onnxruntime CPU provider, {threads} threads, this project's 2-core x86-64 VM (shared); "
               f"fp32 matmul peak measured per variant in the same run: {min(peaks):.0f}-{max(peaks):.0f} "
@@ -76,7 +81,11 @@ def markdown(rows: list[dict[str, Any]], threads: int) -> str:
               "median time / (GFLOPs / peak); GFLOPs count matrix products at 2 FLOPs per multiply-add. "
               "Decoder: one click, multimask, host token selection + upscaling to 600x900 + threshold "
               "included; the graph alone in brackets. `vs eager`: torch eager time / ONNX time. "
-              "Measured by `benchmarks/floor.py`."]
+              "Batch 16: 16 clicks in one `predict_batch`; `16 singles / batch`: 16 `predict` calls / one "
+              "`predict_batch` call. `plain decoder`: SAM's decoder computed the official way, every "
+              "projection per prompt (`benchmarks/plain_decoder.py`, same weights and session settings), "
+              "one prompt; `16 plain / batch`: 16 of those runs / one 16-prompt run of the bundle's decoder "
+              "graph. Measured by `benchmarks/floor.py`."]
     return "\n".join(lines)
 
 
@@ -126,8 +135,10 @@ def main() -> None:
     rows = []
     for v in args.variants:
         rows.append(measure(v, args.runs, args.threads))
-        print(json.dumps({v: {k: rows[-1]["onnx"][k] for k in ("encoder_floor_ratio", "decoder_floor_ratio",
-                                                              "decoder_batch_speedup")}}))
+        o, p = rows[-1]["onnx"], rows[-1]["plain_decoder"]
+        print(json.dumps({v: {k: o[k] for k in ("encoder_floor_ratio", "decoder_floor_ratio",
+                                                "decoder_batch_speedup")}
+                          | {"plain_singles_over_batch": p["plain_singles_over_batch"]}}))
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     result = {"threads": args.threads, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
