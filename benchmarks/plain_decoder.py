@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def _export_plain(model: Any, feed: dict[str, np.ndarray], path: Path) -> None:
     args = tuple(torch.from_numpy(feed[k]) for k in _INPUTS)
     axes = {"point_coords": {0: "B", 1: "N"}, "point_labels": {0: "B", 1: "N"}, "mask_input": {0: "B"},
             "has_mask_input": {0: "B"}, "low_res_masks": {0: "B"}, "iou_predictions": {0: "B"}}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on constants; parity is checked after
         torch.onnx.export(PlainDecoder(model).eval(), args, str(path), input_names=list(_INPUTS),
                           output_names=["low_res_masks", "iou_predictions"], dynamic_axes=axes,
                           opset_version=17, do_constant_folding=True, dynamo=False)
