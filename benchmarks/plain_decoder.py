@@ -30,12 +30,7 @@ from edge_sam_sdk.bundle import Bundle, load_bundle
 def _block(blk: Any, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
            key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM's ``TwoWayAttentionBlock.forward`` with every projection done per prompt."""
-    if blk.skip_first_layer_pe:
-        queries = blk.self_attn(queries, queries, queries)
-    else:
-        q = queries + query_pe
-        queries = queries + blk.self_attn(q, q, queries)
-    queries = blk.norm1(queries)
+    queries = blk.self_attention(queries, query_pe)
     q, k = queries + query_pe, keys + key_pe
     queries = blk.norm2(queries + blk.cross_attn_token_to_image(q, k, keys))
     queries = blk.norm3(queries + blk.mlp(queries))

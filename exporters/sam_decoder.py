@@ -179,17 +179,19 @@ class TwoWayAttentionBlock(nn.Module):
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
         return t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k)
 
+    def self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """The tokens' self-attention and ``norm1`` (layer 0 leaves the PE out, as officially)."""
+        if self.skip_first_layer_pe:
+            return self.norm1(self.self_attn(queries, queries, queries))
+        q = queries + query_pe
+        return self.norm1(queries + self.self_attn(q, q, queries))
+
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
                 key_pe: torch.Tensor, side: xa.ImageSide | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """``side``: the image side projected beforehand (once per image, layer 0 only); it
         replaces ``keys``."""
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
+        queries = self.self_attention(queries, query_pe)
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
         # Reassociated cross-attention (same math, see cross_attention.py).
         if side is None:
