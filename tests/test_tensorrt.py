@@ -540,7 +540,10 @@ def test_tensorrt_flow_with_a_stand_in(onnx_bundles: dict, tmp_path: Path,
                              multimask_output=True))
         got.append(p.predict_batch(boxes=np.array([[160, 230, 420, 450], [0, 0, 300, 300], [5, 5, 50, 60]])))
     for ref, trt_out in zip(got[:2], got[2:], strict=True):
-        np.testing.assert_array_equal(ref[0], trt_out[0])
+        # Two exports of the same math: logits agree to float rounding, so a mask pixel whose
+        # logit sits at the threshold may flip (seen: 1 of 1.6 M).
+        np.testing.assert_allclose(ref[2], trt_out[2], atol=1e-4)
+        assert np.mean(ref[0] != trt_out[0]) < 1e-5
         np.testing.assert_allclose(ref[1], trt_out[1], atol=1e-5)
     with pytest.raises(InputError, match="profile takes"):
         predictors[1].predict(point_coords=np.zeros((9, 2)), point_labels=np.ones(9))
