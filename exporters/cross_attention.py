@@ -30,12 +30,6 @@ if TYPE_CHECKING:
     from .sam_decoder import Attention
 
 
-def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
-    """``BxTxD`` -> ``BxhxTxc``."""
-    b, t, d = x.shape
-    return x.reshape(b, t, h, d // h).transpose(1, 2)
-
-
 def _block_diagonal(x: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
     """``BxhxRxS`` -> ``Bx(h*R)x(h*S)``: head ``i``'s block at ``(i, i)``, zeros elsewhere
     (``eye``: the ``1xhx1xhx1`` identity, :attr:`Attention.head_eye`)."""
@@ -58,7 +52,7 @@ def token_to_image(attn: Attention, q: torch.Tensor, image_k: torch.Tensor,
     ``image_k``/``image_v`` ``BxNxC`` (before projection; ``B`` may be 1 and broadcast)
     -> ``BxTxC``."""
     h, t = attn.num_heads, q.shape[1]
-    qh = _heads(attn.q_proj(q), h)  # B x h x T x c
+    qh = attn._heads(attn.q_proj(q))  # B x h x T x c
     c_in = image_k.shape[-1]
     g = qh @ (attn.k_proj.weight.reshape(h, -1, c_in) / math.sqrt(qh.shape[-1]))  # B x h x T x C
     scores = g.reshape(g.shape[0], h * t, c_in) @ image_k.transpose(1, 2)  # B x hT x N
@@ -74,7 +68,7 @@ def _image_weights(attn: Attention, scores: torch.Tensor, v: torch.Tensor
     h, (b, t, _) = attn.num_heads, v.shape
     p = scores.reshape(*scores.shape[:2], h, t).softmax(dim=-1).reshape(scores.shape)
     wo = attn.out_proj.weight.T.reshape(h, -1, attn.out_proj.weight.shape[0])  # h x c x C
-    u = (_heads(attn.v_proj(v), h) @ wo).reshape(b, h * t, -1)
+    u = (attn._heads(attn.v_proj(v)) @ wo).reshape(b, h * t, -1)
     return p, u + attn.out_proj.bias / h
 
 
@@ -83,7 +77,7 @@ def image_to_token(attn: Attention, image_q: torch.Tensor, k: torch.Tensor,
     """``attn(image_q, k, v)`` for image tokens ``image_q`` ``BxNxC`` (before projection) and
     tokens ``k``/``v`` ``BxTxC`` -> ``BxNxC``."""
     h = attn.num_heads
-    kh = _heads(attn.k_proj(k), h) / math.sqrt(attn.internal_dim // h)  # B x h x T x c
+    kh = attn._heads(attn.k_proj(k)) / math.sqrt(attn.internal_dim // h)  # B x h x T x c
     b, _, t, _ = kh.shape
     c_in = image_q.shape[-1]
     wq = attn.q_proj.weight.reshape(h, -1, c_in)  # h x c x C
@@ -121,7 +115,7 @@ class ImageSide:
         """``attn(q, keys + pe, keys)`` for tokens ``q`` ``BxTxC`` -> ``BxTxC``; each head's
         queries sit in their own block of a block-diagonal ``BxhTxD`` matrix."""
         h, t = attn.num_heads, q.shape[1]
-        qh = _heads(attn.q_proj(q), h)  # B x h x T x c
+        qh = attn._heads(attn.q_proj(q))  # B x h x T x c
         qbd = _block_diagonal(qh / math.sqrt(qh.shape[-1]), attn.head_eye)  # B x hT x D
         scores = qbd @ self.k.transpose(1, 2) + (qbd @ self.d_k.T) @ self.update.transpose(1, 2)
         p = scores.softmax(dim=-1)  # B x hT x N
@@ -135,7 +129,7 @@ class ImageSide:
         -> ``BxNxC``: the residual sum before layer 0's ``norm4`` (``shift`` rides in ``u``
         like the output bias)."""
         h = attn.num_heads
-        kh = _heads(attn.k_proj(k), h) / math.sqrt(attn.internal_dim // h)  # B x h x T x c
+        kh = attn._heads(attn.k_proj(k)) / math.sqrt(attn.internal_dim // h)  # B x h x T x c
         kbd = _block_diagonal(kh, attn.head_eye).transpose(1, 2)  # B x D x hT
         p, u = _image_weights(attn, self.q @ kbd + self.update @ (self.d_q @ kbd), v)  # B x N x hT
         u = u + self.shift / h
