@@ -11,7 +11,8 @@ BatchNorm eps 1e-6, final LayerNorm2d eps 1e-6, ReLU linear attention (LiteMLA) 
 eps 1e-15, bicubic (A=-0.75, half-pixel) neck upsampling to 64x64, skipped for maps already
 64x64. Inference only, no data-dependent branches, static shapes: the input size S is fixed at
 construction (attention reshapes and neck resizes depend on it; the batch dimension is free).
-Exports with ``torch.onnx.export(..., dynamo=False, opset_version=17)``.
+Exports with ``torch.onnx.export(..., dynamo=False, opset_version=17)``; the ONNX target then
+writes each tanh GELU as one opset-20 ``Gelu`` (``exporters.onnx_nchwc``).
 
 Shapes (``S`` = 512 for L*, 1024 for XL*; ``s<i>`` = backbone stage ``i``, stride ``2**(i+1)``):
 
@@ -92,7 +93,9 @@ class TanhGelu(nn.Module):
     """``nn.GELU(approximate="tanh")`` in the form onnxruntime's FastGeluFusion matches,
     ``x * 0.5 * (1 + tanh(sqrt(2/pi) * x * (1 + 0.044715 * x * x)))``, so the exported graph
     runs one FastGelu kernel instead of 8 element-wise ops (torch's own export, with ``Pow``,
-    is left unfused: 181 Mul nodes were 17% of EfficientViT-SAM-L0's encoder time)."""
+    is left unfused: 181 Mul nodes were 17% of EfficientViT-SAM-L0's encoder time). The ONNX
+    target replaces this form with ``Gelu(approximate="tanh")`` (``exporters.onnx_nchwc``);
+    TensorRT-ready graphs keep it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * x * (1.0 + 0.044715 * x * x)))

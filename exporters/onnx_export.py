@@ -13,6 +13,8 @@ import torch
 
 from edge_sam_sdk.graphs import GraphSpec
 
+from .onnx_nchwc import keep_nchwc
+
 OPSET = 17
 #: onnxsim passes never run: ``fuse_preceding_mul_into_conv`` folds GELU's trailing ``* 0.5``
 #: into the next Conv's weights, which leaves ``Div-Erf-Add-Mul`` that onnxruntime no longer
@@ -22,13 +24,17 @@ _PROTOBUF_LIMIT = 2 * 1024**3 - 1024**2  # leave headroom below protobuf's 2 GiB
 
 
 def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.ndarray],
-                path: Path, simplify: bool = True, skipped_optimizers: Sequence[str] = ()) -> dict[str, Any]:
+                path: Path, simplify: bool = True, skipped_optimizers: Sequence[str] = (),
+                nchwc_rewrites: bool = True) -> dict[str, Any]:
     """Export ``module`` to ``path`` following ``graph`` (names, dynamic axes).
 
     Graphs over 2 GiB (SAM ViT-H) are written with external data in ``<file>.data`` and
     skip onnxsim (which cannot hold them in one protobuf). ``skipped_optimizers`` names
     onnxsim passes not to run (TensorRT-ready graphs skip the onnxruntime-only fusions).
-    Returns export facts for the manifest (opset, simplified, data file names).
+    ``nchwc_rewrites`` applies ``exporters.onnx_nchwc`` (squeeze-excite gates at full size, tanh
+    GELUs as opset-20 ``Gelu``: same values, fewer layout reorders in onnxruntime); TensorRT-ready
+    graphs pass False. Returns export facts for the manifest (opset, simplified, data file
+    names, the rewrites made).
     """
     import onnx
 
@@ -48,6 +54,9 @@ def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.nd
     simplified = False
     if simplify and not large:
         model, simplified = _simplify(model, skipped_optimizers)
+    nchwc: dict[str, int] = {}
+    if nchwc_rewrites and not large:
+        model, nchwc = keep_nchwc(model)
     if large:
         data_name = path.name + ".data"
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -58,7 +67,9 @@ def export_onnx(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np.nd
         onnx.checker.check_model(model)
         onnx.save_model(model, str(path))
         data_files = []
-    return {"opset": OPSET, "simplified": simplified, "data_files": data_files}
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {"opset": int(opset), "simplified": simplified, "data_files": data_files,
+            **({"nchwc_rewrites": nchwc} if nchwc else {})}
 
 
 def _fits_bytesize(model: Any) -> bool:

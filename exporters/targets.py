@@ -115,7 +115,8 @@ class ExportTarget:
 
 
 class OnnxTarget(ExportTarget):
-    """ONNX (opset 17, onnxsim), fp32; fp16 and int8 QDQ converted from the checked fp32 graphs.
+    """ONNX (opset 17, onnxsim, :mod:`.onnx_nchwc` rewrites; opset 20 where tanh GELUs become
+    ``Gelu``), fp32; fp16 and int8 QDQ converted from the checked fp32 graphs.
 
     Options: ``simplify`` (onnxsim, default True); ``tensorrt_ready`` (skip onnxruntime-only
     fusions and fail unless every graph passes :mod:`.tensorrt_check`); for fp16/int8:
@@ -171,7 +172,8 @@ class OnnxTarget(ExportTarget):
         from .tensorrt_check import ORT_FUSIONS
 
         return export_onnx(module, graph, self.feeds[name], path, simplify=self.opts["simplify"],
-                           skipped_optimizers=ORT_FUSIONS if self.opts["tensorrt_ready"] else ())
+                           skipped_optimizers=ORT_FUSIONS if self.opts["tensorrt_ready"] else (),
+                           nchwc_rewrites=not self.opts["tensorrt_ready"])
 
     def after_export(self, tmp: Path, manifest: dict[str, Any]) -> None:
         from .tensorrt_check import check_bundle_graphs

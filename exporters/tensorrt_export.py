@@ -155,7 +155,8 @@ def export_engine(module: Any, graph: GraphSpec, feed: dict[str, np.ndarray], pa
     from .onnx_export import export_onnx
 
     onnx_path = path.with_suffix(".onnx")
-    facts = export_onnx(module, graph, feed, onnx_path, simplify=simplify, skipped_optimizers=ORT_FUSIONS)
+    facts = export_onnx(module, graph, feed, onnx_path, simplify=simplify, skipped_optimizers=ORT_FUSIONS,
+                        nchwc_rewrites=False)
     model = onnx.load(str(onnx_path), load_external_data=False)
     report = check_model(model)
     if not report["ok"]:

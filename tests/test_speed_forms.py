@@ -101,3 +101,34 @@ def test_gflops_counted_per_prompt(models: dict) -> None:
     # SAM's decoder computed plainly is ~3.7 GFLOPs per prompt; with layer 0's image side
     # projected once per image and the cross-attention reassociated it is ~1.9.
     assert 1.8 < dec["value"] < 2.0
+
+
+@pytest.mark.parametrize("gelu_op", [True, False])
+def test_tanh_gelu_becomes_one_opset20_gelu(gelu_op: bool, tmp_path) -> None:
+    """EfficientViT's tanh GELU is exported as one ``Gelu(approximate="tanh")`` (opset 20), which
+    onnxruntime keeps in NCHWc layout, with the same outputs; TensorRT-ready exports keep the
+    opset-17 element-wise form, and a graph without the form is left at opset 17."""
+    import onnx
+    import onnxruntime as ort
+
+    from edge_sam_sdk.exporters.efficientvit import TanhGelu
+    from edge_sam_sdk.exporters.onnx_export import export_onnx
+    from edge_sam_sdk.graphs import GraphSpec, TensorSpec
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1), TanhGelu(), torch.nn.Conv2d(32, 16, 3, padding=1),
+                              torch.nn.Tanh())
+    graph = GraphSpec("g", (TensorSpec("x", (1, 16, 8, 8)),), (TensorSpec("y", (1, 16, 8, 8)),))
+    x = np.random.default_rng(0).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    facts = export_onnx(net, graph, {"x": x}, tmp_path / "g.onnx", nchwc_rewrites=gelu_op)
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert facts["opset"] == (20 if gelu_op else 17) == model.opset_import[0].version
+    assert (ops.count("Gelu"), ops.count("Tanh")) == ((1, 1) if gelu_op else (0, 2))
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    plain = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 1), torch.nn.Tanh())
+    assert export_onnx(plain, graph, {"x": x}, tmp_path / "p.onnx")["opset"] == 17
