@@ -6,6 +6,13 @@ Runs the graph on ``edge_sam_sdk.bench``'s timing feed with ``enable_profiling``
 the kernel times (``*_kernel_time`` events) per operator type and prints the top rows: total
 ms per run, share, and nodes per run. This is how the changes listed in ``benchmarks/README.md``
 (floor ratios) were found.
+
+``--floor`` adds the bound that onnxruntime's own kernels put on the floor ratio: the matrix
+products' kernels (``PRODUCTS``: Gemm, MatMul, Conv, ... which carry the counted FLOPs) take
+``products ms``; divided by the floor (the graph's GFLOPs from the manifest / this machine's
+fp32 matmul peak, ``edge_sam_sdk.bench.matmul_peak``, the higher of a probe before and
+one after) that is the floor ratio the graph would
+reach if every other operator were free. No export choice can go below it on this machine.
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from edge_sam_sdk.bench import latency_feeds
+from edge_sam_sdk.bench import graph_gflops, latency_feeds, matmul_peak
 from edge_sam_sdk.bundle import load_bundle
+
+#: Operator types that compute the counted FLOPs (matrix products and convolutions).
+PRODUCTS = frozenset({"Gemm", "MatMul", "FusedMatMul", "FusedGemm", "Conv", "FusedConv",
+                      "NchwcConv", "ConvTranspose", "Einsum"})
 
 
 def profile(bundle_path: str, graph: str, runs: int, threads: int) -> list[tuple[str, float, float, int]]:
@@ -58,11 +69,27 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--floor", action="store_true",
+                    help="also print the products-only bound on the floor ratio (measures the peak)")
     args = ap.parse_args()
+    peaks = [matmul_peak(args.threads)["gflops"]] if args.floor else []
     rows = profile(args.bundle, args.graph, args.runs, args.threads)
-    print(f"{args.graph}: {sum(r[1] for r in rows):.1f} ms per run in kernels")
+    total = sum(r[1] for r in rows)
+    print(f"{args.graph}: {total:.1f} ms per run in kernels")
     for op, ms, share, nodes in rows[:args.top]:
         print(f"{op:28s} {ms:9.2f} ms {100 * share:5.1f}%  x{nodes}")
+    if args.floor:
+        products = sum(ms for op, ms, _, _ in rows if op in PRODUCTS)
+        gflops = graph_gflops(load_bundle(args.bundle), args.graph)
+        peak = max(p or 0.0 for p in peaks + [matmul_peak(args.threads)["gflops"]])  # before and after
+        if not gflops or not peak:
+            raise SystemExit("no GFLOPs in the manifest or no peak measured: no floor to compare with")
+        floor_ms = gflops / peak * 1e3
+        print(f"floor: {gflops:.2f} GFLOPs / {peak:.0f} GFLOP/s = {floor_ms:.1f} ms; "
+              f"products {products:.1f} ms ({gflops / products * 1e3:.0f} GFLOP/s), "
+              f"everything else {total - products:.1f} ms")
+        print(f"kernels / floor = {total / floor_ms:.2f}; products alone / floor = "
+              f"{products / floor_ms:.2f} (the floor ratio if every other operator were free)")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]
     return {"gflops": max(found.values()) if found else None, "threads": threads, "n": n, **probes}
 
 
-def _gflops(bundle: Bundle, graph: str) -> float | None:
+def graph_gflops(bundle: Bundle, graph: str) -> float | None:
+    """The GFLOPs counted at export for ``graph`` (``manifest.graphs.<graph>.gflops``), or None."""
     entry = bundle.manifest.get("graphs", {}).get(graph, {}).get("gflops")
     return float(entry["value"]) if entry else None
 
@@ -166,7 +167,7 @@ def bench_bundle(bundle: Bundle, runs: int = 10, warmup: int = 2, encoder_runs: 
         "encoder_ms": summarize(enc), "decoder_ms": summarize(one), "decoder_graph_ms": summarize(graph),
         "decoder_batch_ms": summarize(many) | {"batch": batch},
         "decoder_batch_speedup": batch * float(np.median(one)) / float(np.median(many)),
-        "encoder_gflops": _gflops(bundle, "encoder"), "decoder_gflops": _gflops(bundle, "decoder"),
+        "encoder_gflops": graph_gflops(bundle, "encoder"), "decoder_gflops": graph_gflops(bundle, "decoder"),
         "peak_gflops": best["gflops"], "peak_detail": peaks, "peak_rss_mb": peak_rss_mb()}
     for g in ("encoder", "decoder"):
         res[f"{g}_floor_ratio"] = floor_ratio(res[f"{g}_ms"]["median"], res[f"{g}_gflops"],
