@@ -166,6 +166,7 @@ def gate_se_in_nchwc(model: Any) -> tuple[Any, int]:
     producer = {o: n for n in graph.node for o in n.output}
     shapes = _static_shapes(model)
     scales: dict[tuple[int, int], str] = {}
+    repeated: set[str] = set()
     count, nodes = 0, []
     for node in graph.node:
         if node.op_type == "Mul" and len(node.input) == 2:
@@ -180,9 +181,11 @@ def gate_se_in_nchwc(model: Any) -> tuple[Any, int]:
                         graph.initializer.append(numpy_helper.from_array(
                             np.array([1, 1, *key], np.float32), scales[key]))
                     full = g + "_full"
-                    nodes.append(helper.make_node(
-                        "Resize", [g, "", scales[key]], [full], name=node.name + "_gate", mode="nearest",
-                        coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+                    if full not in repeated:  # one Resize per gate, however many Muls use it
+                        repeated.add(full)
+                        nodes.append(helper.make_node(
+                            "Resize", [g, "", scales[key]], [full], name=node.name + "_gate", mode="nearest",
+                            coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
                     node = helper.make_node("Mul", [x, full], list(node.output), name=node.name)
                     count += 1
                     break

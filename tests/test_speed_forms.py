@@ -132,3 +132,34 @@ def test_tanh_gelu_becomes_one_opset20_gelu(gelu_op: bool, tmp_path) -> None:
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
     plain = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 1), torch.nn.Tanh())
     assert export_onnx(plain, graph, {"x": x}, tmp_path / "p.onnx")["opset"] == 17
+
+
+def test_se_gate_repeated_once_and_exact() -> None:
+    """A squeeze-excite gate ``[N, C, 1, 1]`` is repeated to ``[N, C, H, W]`` by one nearest
+    ``Resize`` (shared by every ``Mul`` that uses it) and the outputs are bit-identical."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_sam_sdk.exporters.onnx_nchwc import keep_nchwc
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 8, 1, 1)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("ReduceMean", ["c"], ["m"], axes=[2, 3], keepdims=1),
+             helper.make_node("Sigmoid", ["m"], ["g"]), helper.make_node("Mul", ["c", "g"], ["y1"]),
+             helper.make_node("Mul", ["g", "x"], ["y2"]), helper.make_node("Add", ["y1", "y2"], ["y"])]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 8, 6, 6]) for n in ("x", "y")]
+    model = helper.make_model(helper.make_graph(nodes, "se", io[:1], io[1:], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
+    ref = run(model)
+    rewritten, facts = keep_nchwc(onnx.load_from_string(model.SerializeToString()))
+    assert facts == {"se_gates": 2}
+    assert [n.op_type for n in rewritten.graph.node].count("Resize") == 1
+    np.testing.assert_array_equal(run(rewritten), ref)
