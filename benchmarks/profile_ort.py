@@ -10,9 +10,9 @@ ms per run, share, and nodes per run. This is how the changes listed in ``benchm
 ``--floor`` adds the bound that onnxruntime's own kernels put on the floor ratio: the matrix
 products' kernels (``PRODUCTS``: Gemm, MatMul, Conv, ... which carry the counted FLOPs) take
 ``products ms``; divided by the floor (the graph's GFLOPs from the manifest / this machine's
-fp32 matmul peak, ``edge_sam_sdk.bench.matmul_peak``, the higher of a probe before and
-one after) that is the floor ratio the graph would
-reach if every other operator were free. No export choice can go below it on this machine.
+fp32 matmul peak, ``edge_sam_sdk.bench.matmul_peak``, the higher of a probe before and one
+after) that is the floor ratio the graph would reach if every other operator were free. No
+export choice can go below it on this machine.
 """
 
 from __future__ import annotations

@@ -36,11 +36,14 @@ from typing import Any
 
 import numpy as np
 
+from .tensorrt_check import constant_value
+
 GELU_OPSET = 20
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def _scalars(graph: Any) -> dict[str, float]:
+    """One-element initializers and ``Constant`` nodes by name."""
     from onnx import numpy_helper
 
     out = {}
@@ -48,10 +51,9 @@ def _scalars(graph: Any) -> dict[str, float]:
         if math.prod(init.dims) == 1:
             out[init.name] = float(numpy_helper.to_array(init).reshape(()))
     for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            value = numpy_helper.to_array(node.attribute[0].t)
-            if value.size == 1:
-                out[node.output[0]] = float(value.reshape(()))
+        value = constant_value(node) if node.op_type == "Constant" else None
+        if value is not None and value.size == 1:
+            out[node.output[0]] = float(value.reshape(()))
     return out
 
 
@@ -113,7 +115,6 @@ def fuse_tanh_gelu(model: Any) -> tuple[Any, int]:
 
     Returns the input unchanged (``n == 0``) when it has no such form or cannot be converted.
     """
-    import onnx
     from onnx import helper, version_converter
 
     if not any(n.op_type == "Tanh" for n in model.graph.node):
@@ -139,7 +140,6 @@ def fuse_tanh_gelu(model: Any) -> tuple[Any, int]:
     dead = [init for init in graph.initializer if init.name not in used]
     for init in dead:
         graph.initializer.remove(init)
-    onnx.checker.check_model(converted)
     return converted, len(found)
 
 
@@ -196,12 +196,9 @@ def gate_se_in_nchwc(model: Any) -> tuple[Any, int]:
 
 
 def keep_nchwc(model: Any) -> tuple[Any, dict[str, int]]:
-    """Both rewrites; returns the model and what changed (``{}`` when nothing did)."""
-    import onnx
-
+    """Both rewrites; returns the model and what changed (``{}`` when nothing did). The caller
+    checks the result (``onnx_export.export_onnx`` runs the ONNX checker before saving)."""
     model, gates = gate_se_in_nchwc(model)
-    if gates:
-        onnx.checker.check_model(model)
     model, gelus = fuse_tanh_gelu(model)
     facts = {"se_gates": gates, "tanh_gelu_ops": gelus}
     return model, {k: v for k, v in facts.items() if v}

@@ -257,7 +257,7 @@ class _Graph:
         self.const: set[str] = set(self.values)
         for node in self.nodes:
             if node.op_type == "Constant":
-                self.values[node.output[0]] = _constant_value(node)
+                self.values[node.output[0]] = constant_value(node)
                 self.const.add(node.output[0])
             elif (not node.op_type.startswith("Random") and node.input
                   and all(i in self.const or not i for i in node.input)):
@@ -309,7 +309,7 @@ def _without_weights(model: Any) -> Any:
     return onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
 
 
-def _constant_value(node: Any) -> np.ndarray | None:
+def constant_value(node: Any) -> np.ndarray | None:
     """The value of a small ``Constant`` node (``value`` tensor or ``value_int(s)/float(s)``)."""
     import onnx
 
