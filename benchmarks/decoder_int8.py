@@ -30,9 +30,9 @@ def main() -> None:
     from edge_sam_sdk.bundle import Bundle, load_bundle
     from edge_sam_sdk.exporters.calibration import default_scenes
     from edge_sam_sdk.exporters.export import export_bundle
-    from edge_sam_sdk.exporters.precision import INT8_OPS, Int8Config, quantize, tensor_ranges
     from edge_sam_sdk.exporters.quality import format_report, quality_report
-    from edge_sam_sdk.exporters.reduce import _decoder_feeds
+    from edge_sam_sdk.exporters.targets.onnx.quantization import INT8_OPS, Int8Config, quantize, tensor_ranges
+    from edge_sam_sdk.exporters.targets.onnx.reduced_precision import _decoder_feeds
     from edge_sam_sdk.processing import preprocess
     from edge_sam_sdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
     from edge_sam_sdk.visualize import demo_image, load_image

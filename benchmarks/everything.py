@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from edge_sam_sdk import AutomaticMaskGenerator, load_bundle
+from edge_sam_sdk.everything.mask_ops import rle_to_mask
 from edge_sam_sdk.exporters.export import export_bundle
-from edge_sam_sdk.mask_ops import rle_to_mask
 from edge_sam_sdk.visualize import color_overlay, load_image, save_png
 
 HERE = Path(__file__).resolve().parent

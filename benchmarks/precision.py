@@ -48,8 +48,8 @@ def bimodal_checkpoint(folder: Path) -> str:
     """synthetic:0 MobileSAM with +-5 offsets on every key channel (alternating), saved as .pt."""
     import torch
 
-    from edge_sam_sdk.exporters.bimodal import find_sites
     from edge_sam_sdk.exporters.checkpoint import load_model
+    from edge_sam_sdk.exporters.targets.onnx.bimodal import find_sites
     from edge_sam_sdk.registry import get_variant
 
     model = load_model(get_variant("mobile_sam"), "synthetic:0")
@@ -66,8 +66,8 @@ def bimodal_checkpoint(folder: Path) -> str:
 def measure(variant: str, runs: int, threads: int, s8s8: bool, demo: bool) -> dict[str, Any]:
     from edge_sam_sdk.bundle import load_bundle
     from edge_sam_sdk.exporters.export import export_bundle
-    from edge_sam_sdk.exporters.precision import Int8Config
     from edge_sam_sdk.exporters.quality import quality_report
+    from edge_sam_sdk.exporters.targets.onnx.quantization import Int8Config
     from edge_sam_sdk.visualize import demo_image, load_image
 
     images = ([("truck.jpg", load_image(TRUCK))] if TRUCK.exists() else []) + [("demo_image", demo_image())]

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .amg import AutomaticMaskGenerator
+from . import variants  # noqa: F401  (registers the built-in variants)
 from .bundle import Bundle, load_bundle
 from .errors import (
     BackendNotAvailableError,
@@ -16,6 +16,7 @@ from .errors import (
     InputError,
     UnknownVariantError,
 )
+from .everything import AutomaticMaskGenerator
 from .predictor import SamPredictor
 from .registry import VariantSpec, get_variant, list_variants, register_variant
 

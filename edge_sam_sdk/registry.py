@@ -4,6 +4,7 @@ Specs are pure data (no torch import), so ``edgesam list`` and the runtime path 
 load a framework. The torch model of a variant is named by ``builder``
 (``"module:function"``) and imported only when exporting.
 
+The built-in variants (:mod:`.variants`) are registered when ``edge_sam_sdk`` is imported.
 Register a variant with the decorator, as timm registers models::
 
     @register_variant
@@ -78,7 +79,7 @@ class VariantSpec:
             encoder's high-res maps, also returns an object score).
         embedding_shape: ``(C, H, W)`` of the encoder's ``image_embeddings`` (batch 1).
         targets: export targets supported for this variant (``tensorrt`` builds engines from
-            the ONNX graphs, so it needs ``onnx`` graphs that pass ``exporters.tensorrt_check``).
+            the ONNX graphs, so it needs ``onnx`` graphs that pass ``exporters.targets.tensorrt.readiness``).
         num_mask_tokens: mask tokens of the decoder (SAM: 4; token 0 is the single mask).
         single_mask_tokens: tokens returned when one mask is asked for (SAM: token 0;
             TinySAM's official decoder always returns tokens 1..3).
@@ -125,13 +126,8 @@ def register_variant(fn: Callable[[], VariantSpec]) -> Callable[[], VariantSpec]
     return fn
 
 
-def _ensure_loaded() -> None:
-    from . import variants  # noqa: F401  (registers the built-in variants)
-
-
 def get_variant(name: str) -> VariantSpec:
     """The spec of variant ``name``; an unknown name raises :class:`UnknownVariantError`."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -141,5 +137,4 @@ def get_variant(name: str) -> VariantSpec:
 
 def list_variants() -> list[str]:
     """Registered variant names, sorted."""
-    _ensure_loaded()
     return sorted(_REGISTRY)

@@ -25,7 +25,7 @@ def _sam_vit(size: str, file: str, description: str) -> VariantSpec:
         family="sam",
         checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL, sha256={file: _SHA256[file]}),
         license="Apache-2.0",
-        builder=f"edge_sam_sdk.exporters.builders:sam_vit_{size}",
+        builder=f"edge_sam_sdk.exporters.models.builders:sam_vit_{size}",
         description=description,
     )
 
@@ -52,7 +52,7 @@ def _slimsam(ratio: int, dims: str) -> VariantSpec:
         checkpoint=CheckpointSpec(files=(f"SlimSAM-{ratio}-uniform.pth",),
                                   url="https://github.com/czg1225/SlimSAM#model-checkpoints"),
         license="Apache-2.0",
-        builder=f"edge_sam_sdk.exporters.builders:slimsam_{ratio}",
+        builder=f"edge_sam_sdk.exporters.models.builders:slimsam_{ratio}",
         description=f"SlimSAM-{ratio} (uniform): SAM ViT-B pruned to {dims}",
     )
 
@@ -75,7 +75,7 @@ def tinysam() -> VariantSpec:
         checkpoint=CheckpointSpec(files=("tinysam_42.3.pth", "tinysam.pth"),
                                   url="https://github.com/xinghaochen/TinySAM"),
         license="Apache-2.0",
-        builder="edge_sam_sdk.exporters.builders:tinysam",
+        builder="edge_sam_sdk.exporters.models.builders:tinysam",
         description="TinySAM: TinyViT-5M (MobileSAM's architecture), full-stage distillation; "
                     "always returns 3 masks",
         single_mask_tokens=(1, 2, 3),
@@ -93,7 +93,7 @@ def mobile_sam() -> VariantSpec:
             sha256={"mobile_sam.pt": _SHA256["mobile_sam.pt"]},
         ),
         license="Apache-2.0",
-        builder="edge_sam_sdk.exporters.builders:mobile_sam",
+        builder="edge_sam_sdk.exporters.models.builders:mobile_sam",
         description="MobileSAM: TinyViT-5M encoder distilled from SAM ViT-H, SAM decoder",
     )
 
@@ -112,7 +112,7 @@ def nanosam() -> VariantSpec:
                    CheckpointPart("mobile_sam.pt", keep=("prompt_encoder.", "mask_decoder."))),
         ),
         license="Apache-2.0",
-        builder="edge_sam_sdk.exporters.builders:nanosam",
+        builder="edge_sam_sdk.exporters.models.builders:nanosam",
         description="NanoSAM: ResNet-18 encoder distilled from MobileSAM, MobileSAM decoder; "
                     "returns all 4 masks, no padding point",
         processing=ProcessingSpec(resize="longest_side_floor", interpolation="pil_bicubic",
@@ -131,7 +131,7 @@ def _edge_sam(name: str, file: str, description: str) -> VariantSpec:
             ignore=("fpn.", "rpn_head."),  # only in RPN builds; the official loader is non-strict
         ),
         license="NTU S-Lab License 1.0",
-        builder=f"edge_sam_sdk.exporters.builders:{name}",
+        builder=f"edge_sam_sdk.exporters.models.builders:{name}",
         description=description,
     )
 
@@ -157,7 +157,7 @@ def repvit_sam() -> VariantSpec:
         checkpoint=CheckpointSpec(files=("repvit_sam.pt",),
                                   url="https://github.com/THU-MIG/RepViT/releases/download/v1.0/repvit_sam.pt"),
         license="Apache-2.0",
-        builder="edge_sam_sdk.exporters.builders:repvit_sam",
+        builder="edge_sam_sdk.exporters.models.builders:repvit_sam",
         description="RepViT-SAM: RepViT-m2.3 encoder (stride 16), SAM decoder",
     )
 
@@ -173,7 +173,7 @@ def _efficientvit_sam(size: str, input_size: int, description: str) -> VariantSp
             wrapper="state_dict", wrapper_optional=True,
         ),
         license="Apache-2.0",
-        builder=f"edge_sam_sdk.exporters.builders:efficientvit_sam_{size}",
+        builder=f"edge_sam_sdk.exporters.models.builders:efficientvit_sam_{size}",
         description=description,
         # L-series encoders see 512 px; prompts and post-processing stay in SAM's 1024 frame.
         processing=ProcessingSpec(input_size=input_size, prompt_frame=1024),
@@ -202,7 +202,7 @@ def _efficient_sam(size: str, description: str) -> VariantSpec:
                                   url="https://github.com/yformer/EfficientSAM/tree/main/weights "
                                       "(efficient_sam_vits.pt ships zipped: unzip it first)"),
         license="Apache-2.0",
-        builder=f"edge_sam_sdk.exporters.efficient_sam:efficient_sam_vit{size}",
+        builder=f"edge_sam_sdk.exporters.models.efficient_sam:efficient_sam_vit{size}",
         description=description,
         decoder_kind="efficient_sam",
         # Stretch to 1024x1024 with torch bilinear (no antialias) on the float image; exactly
@@ -237,7 +237,7 @@ def _sam2(size: str, description: str) -> VariantSpec:
         checkpoint=CheckpointSpec(files=(file,), wrapper="model", ignore=_SAM2_VIDEO_ONLY,
                                   url=f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"),
         license="Apache-2.0",
-        builder=f"edge_sam_sdk.exporters.sam2:sam2_1_hiera_{size}",
+        builder=f"edge_sam_sdk.exporters.models.sam2:sam2_1_hiera_{size}",
         description=description,
         decoder_kind="sam2",
         # SAM2ImagePredictor: stretch with antialiased bilinear on the float image, box corners

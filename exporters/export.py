@@ -15,12 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_sam_sdk import __version__
 from edge_sam_sdk.bundle import FORMAT_VERSION, Bundle, sha256_file, sha256_tree, write_manifest
 from edge_sam_sdk.errors import EdgeSamError
-from edge_sam_sdk.graphs import GraphSpec, graph_specs, parity, parity_ok
+from edge_sam_sdk.graphs import graph_specs
 from edge_sam_sdk.registry import VariantSpec, get_variant
 
 from .checkpoint import load_model, parse_synthetic, split_checkpoint
@@ -32,18 +30,6 @@ Progress = Callable[[str], None]
 def graph_modules(model: Any) -> dict[str, Any]:
     """``{"encoder": module, "decoder": module}``: the model family's two export graphs."""
     return dict(model.export_graphs())
-
-
-def measure_parity(backend: Any, module: Any, graph: GraphSpec,
-                   feed: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Run ``backend`` and the torch ``module`` on ``feed``; figures per output and overall ok."""
-    from edge_sam_sdk.runtimes.torch_backend import TorchBackend
-
-    ref = TorchBackend(module, graph.input_names, graph.output_names).run(feed)
-    got = backend.run(feed)
-    figures = {n: parity(ref[n], got[n]) for n in graph.output_names}
-    return {"outputs": figures, "ok": all(parity_ok(f, graph) for f in figures.values()),
-            "bound": {"max_abs_rel": graph.max_abs, "rel_l2": graph.rel_l2}}
 
 
 def checkpoint_facts(checkpoint: str) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from edge_sam_sdk.predictor import SamPredictor
 from edge_sam_sdk.registry import get_variant
 
 from .checkpoint import load_model
-from .export import Progress, checkpoint_facts, graph_modules, measure_parity, torch_bundle
+from .export import Progress, checkpoint_facts, graph_modules, torch_bundle
+from .parity import measure_parity
 from .quality import BARS, E2E_PROMPTS, format_report, judgeability, mask_iou, prompt_kwargs, quality_report
 from .targets import TARGETS
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, check_feed
+from .protocol import Backend, check_feed
 
 
 @dataclass(frozen=True)

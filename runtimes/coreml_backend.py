@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import check_feed
+from .protocol import check_feed
 
 #: ``compute_units`` option -> ``coremltools.ComputeUnit`` member.
 COMPUTE_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU",

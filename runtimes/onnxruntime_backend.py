@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import check_feed
+from .protocol import check_feed
 
 
 class OnnxRuntimeBackend:

@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_sam_sdk.errors import BackendNotAvailableError, BundleError, EdgeSamError, InputError
 
-from .base import check_feed
+from .protocol import check_feed
 
 REBUILD_HINT = ("TensorRT engines only run where they were built: rebuild them on this machine with "
                 "'bash trtexec.sh' in the bundle folder (it holds the ONNX graphs) or with "

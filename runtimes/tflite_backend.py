@@ -1,7 +1,7 @@
 """TFLite / LiteRT backend (extra ``tflite``): ``ai_edge_litert`` first, ``tflite_runtime`` fallback.
 
 A ``.tflite`` graph of this SDK holds one or more *signatures* with static shapes (written
-by ``edge_sam_sdk.exporters.tflite_export``): the encoder one, the decoder one per prompt
+by ``edge_sam_sdk.exporters.targets.tflite.export``): the encoder one, the decoder one per prompt
 point count ``N`` (``points_0`` .. ``points_16`` by default), each with batch 1. ``run``
 picks the signature whose input shapes equal the feed's; a feed with a prompt batch
 ``B > 1`` runs the matching batch-1 signature once per row (inputs whose leading dimension
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import check_feed
+from .protocol import check_feed
 
 
 def interpreter_module() -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import check_feed
+from .protocol import check_feed
 
 
 class TorchBackend:

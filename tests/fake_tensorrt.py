@@ -1,7 +1,7 @@
 """A stand-in for ``tensorrt`` and ``pycuda.driver`` that runs our code paths without a GPU.
 
 It mirrors the parts of the TensorRT >= 8.5 Python API and of pycuda that
-``exporters.tensorrt_export`` and ``runtimes.tensorrt_backend`` call (names and signatures
+``exporters.targets.tensorrt.engine`` and ``runtimes.tensorrt_backend`` call (names and signatures
 as documented), and executes an "engine" by running its ONNX graph with onnxruntime on
 host memory that plays the device. It proves our build flow, buffer handling, manifest
 and error paths; it proves nothing about TensorRT itself (parsing, kernels, fp16).
@@ -15,106 +15,9 @@ import types
 from typing import Any
 
 import numpy as np
+from fake_pycuda import ContextStack, copy_to_device, copy_to_host, device_block, driver_module
 
 MAGIC = b"FAKETRT\n"
-
-
-# ------------------------------------------------------------------------- pycuda.driver
-
-
-class _Memory:
-    blocks: dict[int, bytearray] = {}
-    next_ptr = 0x1000
-
-
-class DeviceAllocation:
-    def __init__(self, nbytes: int):
-        self.ptr = _Memory.next_ptr
-        _Memory.next_ptr += max(nbytes, 1) + 256
-        _Memory.blocks[self.ptr] = bytearray(nbytes)
-
-    def __int__(self) -> int:
-        return self.ptr
-
-    def free(self) -> None:
-        del _Memory.blocks[self.ptr]
-
-
-def _block(ptr: Any) -> bytearray:
-    return _Memory.blocks[int(ptr)]
-
-
-def _write(dest: Any, src: np.ndarray) -> None:
-    data = np.ascontiguousarray(src).tobytes()
-    block = _block(dest)
-    assert len(data) <= len(block), f"device buffer of {len(block)} B gets {len(data)} B"
-    block[:len(data)] = data
-
-
-def _read(dest: np.ndarray, src: Any) -> None:
-    block = _block(src)
-    assert dest.nbytes <= len(block), f"reading {dest.nbytes} B from a device buffer of {len(block)} B"
-    dest[...] = np.frombuffer(bytes(block[:dest.nbytes]), dtype=dest.dtype).reshape(dest.shape)
-
-
-class _Context:
-    stack: list[_Context] = []
-
-    def push(self) -> None:
-        _Context.stack.append(self)
-
-
-class Context:
-    @staticmethod
-    def pop() -> None:
-        _Context.stack.pop()
-
-
-class Device:
-    name_ = "Fake GPU"
-    cc = (8, 7)
-
-    def __init__(self, index: int):
-        self.index = index
-
-    @staticmethod
-    def count() -> int:
-        return 1
-
-    def name(self) -> str:
-        return Device.name_
-
-    def compute_capability(self) -> tuple[int, int]:
-        return Device.cc
-
-    def retain_primary_context(self) -> _Context:
-        return _Context()
-
-
-class Stream:
-    handle = 7
-
-    def synchronize(self) -> None:
-        pass
-
-
-def _driver() -> types.ModuleType:
-    m = types.ModuleType("pycuda.driver")
-    m.init = lambda: None  # type: ignore[attr-defined]
-    m.Device, m.Context, m.Stream = Device, Context, Stream  # type: ignore[attr-defined]
-    m.mem_alloc = DeviceAllocation  # type: ignore[attr-defined]
-    m.pagelocked_empty = lambda shape, dtype: np.empty(shape, dtype)  # type: ignore[attr-defined]
-
-    def in_context(fn: Any) -> Any:
-        def call(*args: Any) -> Any:
-            assert _Context.stack, "CUDA call without a current context"
-            return fn(*args)
-        return call
-
-    m.memcpy_htod = in_context(lambda dest, src: _write(dest, src))  # type: ignore[attr-defined]
-    m.memcpy_htod_async = in_context(lambda dest, src, stream=None: _write(dest, src))  # type: ignore
-    m.memcpy_dtoh_async = in_context(lambda dest, src, stream=None: _read(dest, src))  # type: ignore
-    return m
 
 
 # ------------------------------------------------------------------------------ tensorrt
@@ -265,14 +168,14 @@ class Builder:
         return _Profile()
 
     def build_serialized_network(self, network: _Network, config: _Config) -> bytes | None:
-        assert _Context.stack, "build without a current CUDA context"
+        assert ContextStack.stack, "build without a current CUDA context"
         calibrated = 0
         if BuilderFlag.INT8 in config.flags:
             cal = config.int8_calibrator
             assert cal.get_batch_size() == 1
             if cal.read_calibration_cache() is None:
                 while (ptrs := cal.get_batch(["image"])) is not None:
-                    assert len(_block(ptrs[0])) > 0
+                    assert len(device_block(ptrs[0])) > 0
                     calibrated += 1
                 cal.write_calibration_cache(memoryview(b"TRT-FAKE-EntropyCalibration2\n"))
         pinned = [lay.name for lay in network.layers if lay.precision is float32 and lay.output_types]
@@ -342,7 +245,7 @@ class _ExecutionContext:
             if mode == TensorIOMode.INPUT:
                 arr = np.zeros(self.shapes[name], dtype.np_type)
                 if not zeros:
-                    _read(arr, self.addresses[name])
+                    copy_to_host(arr, self.addresses[name])
                 feed[name] = arr
         return feed
 
@@ -358,10 +261,10 @@ class _ExecutionContext:
         return True
 
     def execute_async_v3(self, stream_handle: int) -> bool:
-        assert _Context.stack, "execute without a current CUDA context"
+        assert ContextStack.stack, "execute without a current CUDA context"
         outputs = [o.name for o in self.engine.session.get_outputs()]
         for name, value in zip(outputs, self.engine.session.run(None, self._feed(zeros=False)), strict=True):
-            _write(self.addresses[name], value)
+            copy_to_device(self.addresses[name], value)
         return True
 
 
@@ -395,7 +298,7 @@ def install(monkeypatch: Any, version: str = "10.3.0") -> types.ModuleType:
     monkeypatch.setattr(trt, "__version__", version)
     monkeypatch.setattr(Builder, "built", [])
     pycuda = types.ModuleType("pycuda")
-    driver = _driver()
+    driver = driver_module()
     pycuda.driver = driver  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import GOLDEN_DIR, get_bundle
 from edge_sam_sdk import AutomaticMaskGenerator, Bundle, InputError, SamPredictor, load_bundle
-from edge_sam_sdk import mask_ops as M
+from edge_sam_sdk.everything import mask_ops as M
 from edge_sam_sdk.cli import main
 from edge_sam_sdk.visualize import demo_image, save_png
 

@@ -18,9 +18,9 @@ pytest.importorskip("coremltools", reason="the coreml extra is not installed: pi
 
 from conftest import HEAVY, get_model  # noqa: E402
 from edge_sam_sdk import BackendNotAvailableError, EdgeSamError, load_bundle  # noqa: E402
-from edge_sam_sdk.exporters import coreml_export as cx  # noqa: E402
-from edge_sam_sdk.exporters.coreml_fp16 import FP32_OP_TYPES  # noqa: E402
-from edge_sam_sdk.exporters.coreml_lowering import _bicubic_weights, bicubic_matrix  # noqa: E402
+from edge_sam_sdk.exporters.targets.coreml import export as cx  # noqa: E402
+from edge_sam_sdk.exporters.targets.coreml.fp16 import FP32_OP_TYPES  # noqa: E402
+from edge_sam_sdk.exporters.targets.coreml.lowering import _bicubic_weights, bicubic_matrix  # noqa: E402
 from edge_sam_sdk.graphs import GraphSpec, TensorSpec, graph_specs, sample_feed  # noqa: E402
 from edge_sam_sdk.registry import get_variant, list_variants  # noqa: E402
 
@@ -260,7 +260,8 @@ def test_coreml_parity_on_macos(coreml_bundle: Path) -> None:
     import dataclasses
 
     from edge_sam_sdk.exporters.checkpoint import load_model
-    from edge_sam_sdk.exporters.export import graph_modules, measure_parity
+    from edge_sam_sdk.exporters.export import graph_modules
+    from edge_sam_sdk.exporters.parity import measure_parity
 
     bundle = load_bundle(coreml_bundle)
     spec = get_variant(SMALL)

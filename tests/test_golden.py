@@ -113,7 +113,7 @@ def with_projections(feed: dict[str, np.ndarray], variant: str, models: dict) ->
         return feed
     import torch
 
-    from edge_sam_sdk.exporters.model import image_projections
+    from edge_sam_sdk.exporters.models.sam_model import image_projections
 
     model: Any = get_model(models, variant)
     with torch.no_grad():

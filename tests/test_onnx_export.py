@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from edge_sam_sdk.exporters import onnx_export  # noqa: E402
+from edge_sam_sdk.exporters.targets.onnx import export as onnx_export  # noqa: E402
 from edge_sam_sdk.graphs import GraphSpec, TensorSpec  # noqa: E402
 from edge_sam_sdk.runtimes import open_graph  # noqa: E402
 

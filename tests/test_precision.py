@@ -24,8 +24,8 @@ from edge_sam_sdk.cli import main  # noqa: E402
 from edge_sam_sdk.errors import EdgeSamError  # noqa: E402
 from edge_sam_sdk.exporters.calibration import default_scenes  # noqa: E402
 from edge_sam_sdk.exporters.export import export_bundle  # noqa: E402
-from edge_sam_sdk.exporters.precision import FP16_KEEP_OPS, Int8Config  # noqa: E402
 from edge_sam_sdk.exporters.quality import BARS, format_report, quality_report  # noqa: E402
+from edge_sam_sdk.exporters.targets.onnx.quantization import FP16_KEEP_OPS, Int8Config  # noqa: E402
 from edge_sam_sdk.visualize import demo_image, load_image, save_png  # noqa: E402
 
 SMALL = "mobile_sam"
@@ -149,7 +149,7 @@ def test_report_cannot_judge_repvit_with_synthetic_weights(fp16_bundle: Path) ->
 
 def _inject_bimodal_keys(encoder: Any, offset: float = 5.0) -> None:
     """Give every key channel a large offset of alternating sign: PTQ4SAM's bimodal keys."""
-    from edge_sam_sdk.exporters.bimodal import find_sites
+    from edge_sam_sdk.exporters.targets.onnx.bimodal import find_sites
 
     with torch.no_grad():
         for site in find_sites(encoder):
@@ -163,7 +163,7 @@ def _encoder(kind: str) -> tuple[Any, Any]:
     tables, windowed and global blocks) with synthetic weights and a 256 px input."""
     from edge_sam_sdk.exporters.checkpoint import load_model
     from edge_sam_sdk.exporters.export import graph_modules
-    from edge_sam_sdk.exporters.sam_vit import ImageEncoderViT
+    from edge_sam_sdk.exporters.models.sam_vit import ImageEncoderViT
     from edge_sam_sdk.processing import ProcessingSpec
     from edge_sam_sdk.registry import get_variant
     from edge_sam_sdk.testing import synthetic_state_dict
@@ -187,7 +187,7 @@ def _embeddings(out: Any) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["tiny_vit", "sam_vit"])
 def test_bimodal_flip_keeps_float_outputs(kind: str) -> None:
-    from edge_sam_sdk.exporters.bimodal import bimodal_fix
+    from edge_sam_sdk.exporters.targets.onnx.bimodal import bimodal_fix
     from edge_sam_sdk.graphs import GraphSpec, TensorSpec, parity, parity_ok
     from edge_sam_sdk.processing import preprocess
     from edge_sam_sdk.testing import synthetic_array

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.mark.parametrize("variant", ["edge_sam", "repvit_sam"])
 def test_fused_batchnorm_keeps_parity(variant: str, models: dict) -> None:
-    from edge_sam_sdk.exporters.rep_vit import fuse_batchnorm
+    from edge_sam_sdk.exporters.models.rep_vit import fuse_batchnorm
 
     g = golden(variant)
     encoder = fuse_batchnorm(copy.deepcopy(get_model(models, variant).image_encoder))

@@ -24,7 +24,7 @@ VARIANT = "mobile_sam"
 def test_per_image_projections_equal_per_prompt_projections(batch: int, models: dict) -> None:
     """The decoder fed the encoder's per-image projections equals SAM's decoder projecting
     ``embeddings + dense`` for every prompt, with has_mask_input 0, 1 and mixed."""
-    from edge_sam_sdk.exporters.model import DecoderGraph, image_projections
+    from edge_sam_sdk.exporters.models.sam_model import DecoderGraph, image_projections
 
     model = get_model(models, VARIANT)
     spec = graph_specs(get_variant(VARIANT))["decoder"]
@@ -45,8 +45,8 @@ def test_per_image_projections_equal_per_prompt_projections(batch: int, models: 
 def test_reassociated_cross_attention_equals_attention(batch: int) -> None:
     """cross_attention.py's token->image and image->token forms equal ``Attention.forward``,
     with the image side shared (batch 1) or per prompt."""
-    from edge_sam_sdk.exporters import cross_attention as xa
-    from edge_sam_sdk.exporters.sam_decoder import Attention
+    from edge_sam_sdk.exporters.models import cross_attention as xa
+    from edge_sam_sdk.exporters.models.sam_decoder import Attention
 
     gen = torch.Generator().manual_seed(0)
     attn = Attention(256, 8, downsample_rate=2).eval()
@@ -64,7 +64,7 @@ def test_reassociated_cross_attention_equals_attention(batch: int) -> None:
 
 
 def test_token_layout_upscaling_equals_nchw_modules(models: dict) -> None:
-    from edge_sam_sdk.exporters.sam_decoder import upscaled_masks
+    from edge_sam_sdk.exporters.models.sam_decoder import upscaled_masks
 
     up = get_model(models, VARIANT).mask_decoder.output_upscaling
     gen = torch.Generator().manual_seed(0)
@@ -111,8 +111,8 @@ def test_tanh_gelu_becomes_one_opset20_gelu(gelu_op: bool, tmp_path) -> None:
     import onnx
     import onnxruntime as ort
 
-    from edge_sam_sdk.exporters.efficientvit import TanhGelu
-    from edge_sam_sdk.exporters.onnx_export import export_onnx
+    from edge_sam_sdk.exporters.models.efficientvit import TanhGelu
+    from edge_sam_sdk.exporters.targets.onnx.export import export_onnx
     from edge_sam_sdk.graphs import GraphSpec, TensorSpec
 
     torch.manual_seed(0)
@@ -141,7 +141,7 @@ def test_se_gate_repeated_once_and_exact() -> None:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from edge_sam_sdk.exporters.onnx_nchwc import keep_nchwc
+    from edge_sam_sdk.exporters.targets.onnx.nchwc import keep_nchwc
 
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, 8, 1, 1)).astype(np.float32), "w")

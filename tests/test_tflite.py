@@ -252,7 +252,7 @@ def test_conversion_failure_names_the_op_and_leaves_nothing(monkeypatch: pytest.
 
 
 def test_conversion_message_from_a_jax_lowering_failure() -> None:
-    from edge_sam_sdk.exporters.tflite_export import conversion_message
+    from edge_sam_sdk.exporters.targets.tflite.export import conversion_message
 
     exc = AssertionError(
         "float32[-9223372036854775808,-9223372036854775808,2]\n\nWhile executing %add : [num_users=1] = "

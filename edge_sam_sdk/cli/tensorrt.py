@@ -1,0 +1,51 @@
+"""``edgesam trt-check`` (can TensorRT take these graphs?) and ``trt-adopt`` (engines rebuilt on a device)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .arguments import say
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..bundle import read_manifest
+    from ..exporters.targets.tensorrt.readiness import check_file, format_report
+
+    path = Path(args.path)
+    if path.suffix == ".onnx":
+        files = {path.name: path}
+    else:
+        graphs = read_manifest(path)["graphs"]
+        files = {n: path / g.get("onnx_file", g["file"]) for n, g in graphs.items()}
+    reports = {name: check_file(f) for name, f in files.items()}
+    for name, report in reports.items():
+        print(format_report(report, name))
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2))
+    return 0 if all(r["ok"] for r in reports.values()) else 1
+
+
+def run_adopt(args: argparse.Namespace) -> int:
+    from ..runtimes import backend_class
+
+    backend_class("tensorrt")  # a clear error when tensorrt or pycuda is missing
+    from ..runtimes.tensorrt_backend import adopt_engines
+
+    facts = adopt_engines(args.bundle)
+    say(f"recorded the engines of {args.bundle}: TensorRT {facts['version']} on {facts['gpu']['name']} "
+         f"(sm {facts['gpu']['compute_capability']})")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    c = sub.add_parser("trt-check", help="can TensorRT 8.6-10.x take a bundle's (or an .onnx file's) graphs?")
+    c.add_argument("path", help="bundle folder or .onnx file")
+    c.add_argument("--json", help="write the reports as JSON")
+    c.set_defaults(fn=run_check)
+
+    a = sub.add_parser("trt-adopt", help="record engines rebuilt on this device (trtexec.sh) in the manifest")
+    a.add_argument("bundle")
+    a.set_defaults(fn=run_adopt)

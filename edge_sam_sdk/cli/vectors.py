@@ -1,0 +1,33 @@
+"""``edgesam vectors``: processing test vectors for the ports (Kotlin, Swift, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .arguments import say
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..registry import get_variant
+    from ..vectors import VARIANTS, write_vectors
+
+    variants = tuple(args.variant) if args.variant else VARIANTS
+    for v in variants:
+        get_variant(v)  # unknown names fail here, before anything is written
+    out = write_vectors(args.out, variants, large=not args.small, overwrite=args.overwrite,
+                        progress=lambda m: say(f"vectors: {m}"))
+    cases = len(json.loads((out / "index.json").read_text())["cases"])
+    print(json.dumps({"vectors": str(out), "cases": cases}))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    t = sub.add_parser("vectors", help="write processing test vectors for ports (Kotlin, Swift, ...)")
+    t.add_argument("--out", required=True, help="folder to write (index.json + .npy arrays)")
+    t.add_argument("--variant", action="append", help="variant whose processing to cover; repeatable "
+                   "(default: a set that uses every processing rule)")
+    t.add_argument("--small", action="store_true", help="skip the large (shrinking) images")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    t.set_defaults(fn=run)

@@ -1,0 +1,392 @@
+"""Segment everything: automatic mask generation over any bundle, numpy only.
+
+    from edge_sam_sdk import AutomaticMaskGenerator, load_bundle
+    generator = AutomaticMaskGenerator(load_bundle("bundles/mobile_sam"))
+    records = generator.generate(image)          # HxWx3 uint8 RGB -> list of dicts
+
+Three ways to prompt the decoder (``sampling``):
+  * ``"grid"`` -- segment-anything's ``SamAutomaticMaskGenerator``: a point grid per crop
+    layer, 3 masks per point, filtered by predicted IoU and stability score, boxes near a crop
+    edge dropped, box NMS within and across crops, optional small-region and hole removal;
+  * ``"hierarchical"`` -- TinySAM's: a sparse grid (``points_per_side // 4`` per side) first,
+    then the dense points around each sparse point (a 4x4 block at the dense stride) only
+    where no first-pass mask is confident (logits > ``high_score_thresh``);
+  * ``"boxes"`` -- MobileSAMv2's object-aware prompts: boxes passed to :meth:`generate`
+    (e.g. from a detector), one mask per box, batched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import processing as P
+from ..bundle import Bundle
+from ..errors import InputError
+from ..predictor import SamPredictor
+from . import mask_ops as M
+
+SAMPLINGS = ("grid", "hierarchical", "boxes")
+OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+_CHUNK = 8  # masks upscaled to the crop's size at once (each HxW float32)
+
+
+class _MaskSet:
+    """Kept masks as RLE counts (original-image frame) with their per-mask fields."""
+
+    def __init__(self) -> None:
+        self.rles: list[np.ndarray] = []
+        self.boxes: list[np.ndarray] = []  # XYXY int64, original frame
+        self.iou: list[float] = []
+        self.stability: list[float] = []
+        self.points: list[np.ndarray] = []  # Px2 prompt points (a box: its 2 corners)
+        self.crop_boxes: list[list[int]] = []
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+    def extend(self, other: _MaskSet) -> None:
+        for name in vars(self):
+            getattr(self, name).extend(getattr(other, name))
+
+    def select(self, keep: np.ndarray) -> None:
+        for name in vars(self):
+            values = getattr(self, name)
+            setattr(self, name, [values[int(i)] for i in keep])
+
+    def box_array(self) -> np.ndarray:
+        return np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)
+
+
+class AutomaticMaskGenerator:
+    """Masks for a whole image, segment-anything's parameters and record format.
+
+    Args:
+        bundle_or_predictor: a :class:`Bundle` or a :class:`SamPredictor` (its image is
+            replaced, then reset).
+        points_per_side: grid points per side (``points_per_side**2`` prompts per crop);
+            None when ``point_grids`` is given. Hierarchical: the dense side (``>= 4``).
+        points_per_batch: prompts per decoder run.
+        pred_iou_thresh, stability_score_thresh: keep masks with predicted IoU ``>`` and
+            stability score ``>=`` these (0 turns a filter off). stability_score_offset:
+            the logit shift of the stability score.
+        box_nms_thresh: box IoU above which a mask is suppressed within a crop (1.0: none);
+            crop_nms_thresh: across crops (masks from smaller crops preferred).
+        crop_n_layers, crop_overlap_ratio, crop_n_points_downscale_factor: crop layers
+            (layer ``i`` has ``(2**i)**2`` crops, each encoded separately).
+        point_grids: explicit ``Nx2`` grids in ``[0, 1]``, one per crop layer.
+        min_mask_region_area: if > 0, holes and islands smaller than this are removed, then
+            box NMS runs again.
+        output_mode: ``"binary_mask"`` (``HxW`` bool), ``"uncompressed_rle"`` or
+            ``"coco_rle"`` (pycocotools' string format).
+        sampling: ``"grid"``, ``"hierarchical"`` or ``"boxes"`` (module docstring).
+        high_score_thresh: hierarchical: the logit above which a first-pass mask counts as
+            covering a pixel (TinySAM: 8.5, for trained weights).
+        progress: called with one-line progress messages.
+
+    After :meth:`generate`, ``stats`` holds ``decoder_prompts``, ``decoder_runs``,
+    ``encoder_runs``, ``masks``, and times in ms: ``time_ms`` (all of :meth:`generate`),
+    ``encoder_ms`` (preprocessing included), ``decoder_ms``, ``postprocess_ms`` (the rest:
+    upscaling, filters, NMS, encoding); hierarchical adds ``sparse_prompts``, ``dense_prompts``.
+    """
+
+    def __init__(
+        self,
+        bundle_or_predictor: Bundle | SamPredictor,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: list[np.ndarray] | None = None,
+        min_mask_region_area: int = 0,
+        output_mode: str = "binary_mask",
+        sampling: str = "grid",
+        high_score_thresh: float = 8.5,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if sampling not in SAMPLINGS:
+            raise InputError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
+        if output_mode not in OUTPUT_MODES:
+            raise InputError(f"unknown output_mode {output_mode!r}; choose one of {list(OUTPUT_MODES)}")
+        if sampling != "boxes" and (points_per_side is None) == (point_grids is None):
+            raise InputError("give exactly one of points_per_side or point_grids "
+                             "(pass points_per_side=None with point_grids)")
+        if sampling == "hierarchical" and (points_per_side is None or points_per_side < 4):
+            raise InputError("sampling='hierarchical' needs points_per_side >= 4 (the dense grid; "
+                             "the first pass uses points_per_side // 4)")
+        if sampling == "boxes" and crop_n_layers:
+            raise InputError("sampling='boxes' runs on the whole image: crop_n_layers must be 0")
+        if int(points_per_batch) < 1 or int(crop_n_layers) < 0 or int(crop_n_points_downscale_factor) < 1:
+            raise InputError("points_per_batch and crop_n_points_downscale_factor must be >= 1, "
+                             "crop_n_layers >= 0")
+        if point_grids is not None:
+            point_grids = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in point_grids]
+            if len(point_grids) != crop_n_layers + 1:
+                raise InputError(f"point_grids needs one grid per crop layer ({crop_n_layers + 1}), "
+                                 f"got {len(point_grids)}")
+            self.point_grids = point_grids
+        elif points_per_side is not None:
+            if int(points_per_side) < 1:
+                raise InputError(f"points_per_side must be >= 1, got {points_per_side}")
+            self.point_grids = M.build_all_layer_point_grids(int(points_per_side), int(crop_n_layers),
+                                                             int(crop_n_points_downscale_factor))
+        else:
+            self.point_grids = []
+        self.predictor = (bundle_or_predictor if isinstance(bundle_or_predictor, SamPredictor)
+                          else SamPredictor(bundle_or_predictor))
+        self.points_per_side = points_per_side
+        self.points_per_batch = int(points_per_batch)
+        self.pred_iou_thresh = float(pred_iou_thresh)
+        self.stability_score_thresh = float(stability_score_thresh)
+        self.stability_score_offset = float(stability_score_offset)
+        self.box_nms_thresh = float(box_nms_thresh)
+        self.crop_n_layers = int(crop_n_layers)
+        self.crop_nms_thresh = float(crop_nms_thresh)
+        self.crop_overlap_ratio = float(crop_overlap_ratio)
+        self.crop_n_points_downscale_factor = int(crop_n_points_downscale_factor)
+        self.min_mask_region_area = int(min_mask_region_area)
+        self.output_mode = output_mode
+        self.sampling = sampling
+        self.high_score_thresh = float(high_score_thresh)
+        self.progress = progress
+        self.stats: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------- public
+    def generate(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Records for ``image`` (``HxWx3`` uint8 RGB), in segment-anything's order and format:
+        ``segmentation`` (per ``output_mode``), ``area`` (int), ``bbox`` (XYWH),
+        ``predicted_iou``, ``point_coords`` (``[[x, y]]`` original pixels; boxes: the two
+        corners), ``stability_score``, ``crop_box`` (XYWH); sampling="boxes" adds ``box``
+        (XYXY). ``boxes``: ``Nx4`` XYXY pixels, only (and always) for sampling="boxes".
+        """
+        P.check_image(image)
+        box_arr = self._check_boxes(boxes)
+        t0 = time.perf_counter()
+        self.stats = {"decoder_prompts": 0, "decoder_runs": 0, "encoder_runs": 0,
+                      "encoder_ms": 0.0, "decoder_ms": 0.0}
+        if self.sampling == "hierarchical":
+            self.stats.update(sparse_prompts=0, dense_prompts=0)
+        orig_h, orig_w = image.shape[:2]
+        if box_arr is not None:
+            data = self._process_boxes(image, box_arr)
+        else:
+            crop_boxes, layers = M.generate_crop_boxes((orig_h, orig_w), self.crop_n_layers,
+                                                       self.crop_overlap_ratio)
+            data = _MaskSet()
+            for i, (crop_box, layer) in enumerate(zip(crop_boxes, layers, strict=True)):
+                self._say(f"crop {i + 1}/{len(crop_boxes)} (layer {layer}): {crop_box}")
+                data.extend(self._process_crop(image, crop_box, layer))
+            if len(crop_boxes) > 1 and len(data):
+                scores = 1.0 / M.box_area(np.asarray(data.crop_boxes, dtype=np.float64))
+                data.select(M.nms(data.box_array(), scores, self.crop_nms_thresh))
+        if self.min_mask_region_area > 0 and len(data):
+            self._remove_small_regions(data, (orig_h, orig_w))
+        records = self._records(data, (orig_h, orig_w))
+        total = (time.perf_counter() - t0) * 1e3
+        self.stats.update(masks=len(records), time_ms=total,
+                          postprocess_ms=total - self.stats["encoder_ms"] - self.stats["decoder_ms"])
+        self._say(f"{len(records)} masks from {self.stats['decoder_prompts']} prompts in "
+                  f"{self.stats['decoder_runs']} decoder runs, {self.stats['time_ms'] / 1e3:.1f} s")
+        return records
+
+    # ---------------------------------------------------------------------------- stages
+    def _say(self, msg: str) -> None:
+        if self.progress is not None:
+            self.progress(msg)
+
+    def _check_boxes(self, boxes: Any) -> np.ndarray | None:
+        if self.sampling != "boxes":
+            if boxes is not None:
+                raise InputError(f"boxes are prompts for sampling='boxes' (this generator uses "
+                                 f"sampling={self.sampling!r})")
+            return None
+        if boxes is None:
+            raise InputError("sampling='boxes' needs boxes: generate(image, boxes=Nx4 XYXY pixels)")
+        try:
+            arr = np.asarray(boxes, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError("boxes must be numeric, shape Nx4 (XYXY pixels)") from None
+        if arr.ndim == 1 and arr.size == 0:
+            arr = arr.reshape(0, 4)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise InputError(f"boxes must have shape Nx4 (XYXY pixels), got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError("boxes contain NaN or infinite values")
+        if np.any(arr[:, 2] < arr[:, 0]) or np.any(arr[:, 3] < arr[:, 1]):
+            raise InputError("boxes must be XYXY with x1 >= x0 and y1 >= y0")
+        return arr
+
+    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer: int) -> _MaskSet:
+        x0, y0, x1, y1 = crop_box
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        self._set_image(crop)
+        h, w = crop.shape[:2]
+        scale = np.array([[w, h]], dtype=np.float64)
+        if self.sampling == "grid":
+            data = self._run_points(self.point_grids[layer] * scale, crop_box, image.shape[:2])
+        else:
+            assert self.points_per_side is not None
+            side = max(1, int(self.points_per_side / self.crop_n_points_downscale_factor ** layer))
+            sparse = M.build_point_grid(max(1, side // 4)) * scale
+            coverage = np.zeros((h, w), dtype=bool)
+            data = self._run_points(sparse, crop_box, image.shape[:2], coverage)
+            dense = M.hierarchical_points(sparse, coverage, side)
+            self._say(f"  hierarchical: {len(sparse)} sparse points covered {coverage.mean():.0%} "
+                      f"of the crop; {len(dense)} dense points left")
+            data.extend(self._run_points(dense, crop_box, image.shape[:2]))
+            self.stats["sparse_prompts"] += len(sparse)
+            self.stats["dense_prompts"] += len(dense)
+        if len(data):
+            data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
+        self.predictor.reset_image()
+        return data
+
+    def _run_points(self, points: np.ndarray, crop_box: list[int], orig_size: tuple[int, ...],
+                    coverage: np.ndarray | None = None) -> _MaskSet:
+        data = _MaskSet()
+        n = len(points)
+        n_batches = -(-n // self.points_per_batch)
+        for b, start in enumerate(range(0, n, self.points_per_batch)):
+            pts = points[start:start + self.points_per_batch]
+            low, iou = self._decode(points=pts)
+            self._say(f"  batch {b + 1}/{n_batches}: {len(pts)} points")
+            data.extend(self._process_batch(low, iou, pts[:, None, :], crop_box, orig_size, coverage))
+        return data
+
+    def _process_boxes(self, image: np.ndarray, boxes: np.ndarray) -> _MaskSet:
+        if not len(boxes):
+            return _MaskSet()
+        self._set_image(image)
+        h, w = image.shape[:2]
+        data = _MaskSet()
+        for start in range(0, len(boxes), self.points_per_batch):
+            chunk = boxes[start:start + self.points_per_batch]
+            low, iou = self._decode(boxes=chunk)
+            self._say(f"  boxes {start + 1}-{start + len(chunk)} of {len(boxes)}")
+            data.extend(self._process_batch(low, iou, chunk.reshape(-1, 2, 2), [0, 0, w, h], (h, w)))
+        if len(data):
+            data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
+        self.predictor.reset_image()
+        return data
+
+    def _set_image(self, image: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        self.predictor.set_image(image)
+        self.stats["encoder_runs"] += 1
+        self.stats["encoder_ms"] += (time.perf_counter() - t0) * 1e3
+
+    def _decode(self, points: np.ndarray | None = None,
+                boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One decoder run on the predictor's image: points ``Bx2`` (one foreground click
+        each, multimask tokens) or boxes ``Bx4`` (single-mask token), pixels of that image.
+        Returns low-res logits ``BxCxLxL`` and scores ``BxC`` (the predictor's ``predict_batch``
+        without upscaling the whole batch at once)."""
+        pred = self.predictor
+        if points is not None:
+            batch = len(points)
+            low, iou = pred.predict_low_res(points[:, None, :], np.ones((batch, 1)), multimask_output=True)
+        else:
+            assert boxes is not None
+            batch = len(boxes)
+            low, iou = pred.predict_low_res(boxes=boxes, multimask_output=False)
+        self.stats["decoder_ms"] += pred.timings["decoder_ms"]
+        self.stats["decoder_runs"] += 1
+        self.stats["decoder_prompts"] += batch
+        return low, iou
+
+    def _process_batch(self, low: np.ndarray, iou: np.ndarray, prompts: np.ndarray, crop_box: list[int],
+                       orig_size: tuple[int, ...], coverage: np.ndarray | None = None) -> _MaskSet:
+        """Filter, threshold and encode one decoder run's masks (``BxCxLxL``, scores ``BxC``,
+        prompts ``BxPx2`` in the crop's pixels), as segment-anything's ``_process_batch``."""
+        spec = self.predictor.spec
+        crop_size = self.predictor.original_size
+        n_tokens = low.shape[1]
+        low = low.reshape((-1,) + low.shape[2:])
+        iou = np.asarray(iou, dtype=np.float32).reshape(-1)
+        prompts = np.repeat(prompts, n_tokens, axis=0)
+        x0, y0 = crop_box[0], crop_box[1]
+        offset = np.array([x0, y0, x0, y0], dtype=np.int64)
+        orig_h, orig_w = int(orig_size[0]), int(orig_size[1])
+        whole = list(crop_box) == [0, 0, orig_w, orig_h]
+        idx = np.arange(iou.size)
+        if self.pred_iou_thresh > 0.0:
+            idx = idx[iou > self.pred_iou_thresh]
+        data = _MaskSet()
+        for start in range(0, idx.size, _CHUNK):
+            sel = idx[start:start + _CHUNK]
+            logits = P.postprocess_masks(low[sel], crop_size, spec)
+            stability = M.stability_score(logits, spec.mask_threshold, self.stability_score_offset)
+            keep = np.ones(sel.size, dtype=bool)
+            if self.stability_score_thresh > 0.0:
+                keep = stability >= self.stability_score_thresh
+            masks = logits > spec.mask_threshold
+            boxes = M.batched_mask_to_box(masks) + offset
+            keep &= ~M.is_box_near_crop_edge(boxes, crop_box, [0, 0, orig_w, orig_h])
+            for j in np.flatnonzero(keep):
+                if coverage is not None:
+                    coverage |= logits[j] > self.high_score_thresh
+                if whole:
+                    full = masks[j]
+                else:
+                    full = np.zeros((orig_h, orig_w), dtype=bool)
+                    full[y0:y0 + masks.shape[1], x0:x0 + masks.shape[2]] = masks[j]
+                data.rles.append(M.rle_counts(full))
+                data.boxes.append(boxes[j])
+                data.iou.append(float(iou[sel[j]]))
+                data.stability.append(float(stability[j]))
+                data.points.append(prompts[sel[j]] + offset[:2])
+                data.crop_boxes.append(list(crop_box))
+        return data
+
+    def _remove_small_regions(self, data: _MaskSet, size: tuple[int, int]) -> None:
+        """Fill small holes, drop small islands, then box NMS preferring unchanged masks
+        (segment-anything's ``postprocess_small_regions``); one mask decoded at a time."""
+        scores, new_rles, new_boxes = [], list(data.rles), list(data.boxes)
+        for i, counts in enumerate(data.rles):
+            mask = M.rle_to_mask({"size": list(size), "counts": counts})
+            mask, holes = M.remove_small_regions(mask, self.min_mask_region_area, "holes")
+            mask, islands = M.remove_small_regions(mask, self.min_mask_region_area, "islands")
+            changed = holes or islands
+            scores.append(0.0 if changed else 1.0)
+            if changed:
+                new_rles[i] = M.rle_counts(mask)
+                new_boxes[i] = M.batched_mask_to_box(mask)
+        data.rles, data.boxes = new_rles, new_boxes
+        data.select(M.nms(data.box_array(), np.asarray(scores, np.float32),
+                          max(self.box_nms_thresh, self.crop_nms_thresh)))
+
+    def _records(self, data: _MaskSet, size: tuple[int, int]) -> list[dict[str, Any]]:
+        records = []
+        h, w = size
+        for i, counts in enumerate(data.rles):
+            rle = {"size": [h, w], "counts": counts}
+            seg: Any
+            if self.output_mode == "binary_mask":
+                seg = M.rle_to_mask(rle)
+            elif self.output_mode == "coco_rle":
+                seg = M.coco_encode_rle(rle)
+            else:
+                seg = {"size": [h, w], "counts": counts.tolist()}
+            rec: dict[str, Any] = {
+                "segmentation": seg,
+                "area": int(counts[1::2].sum()),
+                "bbox": M.box_xyxy_to_xywh(data.boxes[i]).tolist(),
+                "predicted_iou": data.iou[i],
+                "point_coords": data.points[i].tolist(),
+                "stability_score": data.stability[i],
+                "crop_box": M.box_xyxy_to_xywh(np.asarray(data.crop_boxes[i])).tolist(),
+            }
+            if self.sampling == "boxes":
+                rec["box"] = data.points[i].reshape(4).tolist()
+            records.append(rec)
+        return records
+

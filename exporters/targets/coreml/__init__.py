@@ -1,0 +1,1 @@
+"""Core ML target: mlprogram packages from torch.export programs (converts anywhere, runs on macOS)."""

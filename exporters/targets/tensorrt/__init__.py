@@ -1,0 +1,1 @@
+"""TensorRT target: engines from TensorRT-ready ONNX graphs, and the readiness check (no TensorRT needed)."""
