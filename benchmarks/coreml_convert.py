@@ -1,4 +1,4 @@
-"""Core ML conversion of every registered variant, for the README's result table.
+"""Core ML conversion of every registered variant, for the result table of docs/targets/coreml.md.
 
     python benchmarks/coreml_convert.py [--precision fp16] [--variants mobile_sam nanosam]
 
@@ -8,7 +8,7 @@ lowered-program check, conversion, read-back of the saved packages), and record 
 the one-line error, the wall time, each graph's torch.export/convert seconds, package sizes
 and how many compute ops stayed fp32. Writes ``results/coreml_convert.json`` (merged with
 earlier runs, so variants can be measured in several sittings), prints a Markdown table and
-rewrites it between the ``coreml-table`` markers in the top-level README.
+rewrites it between the ``coreml-table`` markers in ``docs/targets/coreml.md``.
 Parity of Core ML itself is not measured here (Core ML runs only on macOS).
 """
 
@@ -28,7 +28,7 @@ from readme_table import write_between_markers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "coreml_convert.json"
-README = HERE.parent / "README.md"
+README = HERE.parent / "docs" / "targets" / "coreml.md"
 
 
 def measure(variant: str, precision: str, threads: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Size, compute and ONNX latency of every registered variant, for the README's table.
+"""Size, compute and ONNX latency of every registered variant, for the table of docs/variants.md.
 
     python benchmarks/variants_table.py --runs 5 --threads 2 [--variants mobile_sam nanosam]
 
@@ -7,7 +7,7 @@ it with synthetic weights, count parameters, count the encoder's FLOPs with
 ``torch.utils.flop_counter`` (one multiply-add = 2 FLOPs, batch 1), export the ONNX bundle and
 time its encoder and per-prompt decoder with onnxruntime. Writes ``results/variants.json``,
 ``results/variants.md`` and ``results/variants.png``, and rewrites the table between the
-``variants-table`` markers in the top-level README.
+``variants-table`` markers in ``docs/variants.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from readme_table import write_between_markers
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
+README = HERE.parent / "docs" / "variants.md"
 
 
 def measure(variant: str, runs: int, threads: int) -> dict[str, Any]:

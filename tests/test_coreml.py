@@ -256,7 +256,7 @@ def test_backend_shape_check() -> None:
 
 @MACOS
 def test_coreml_parity_on_macos(coreml_bundle: Path) -> None:
-    """Core ML against torch on the sample feeds (run on a Mac: see the README)."""
+    """Core ML against torch on the sample feeds (run on a Mac: see docs/targets/coreml.md)."""
     import dataclasses
 
     from edge_sam_sdk.exporters.checkpoint import load_model

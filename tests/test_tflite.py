@@ -2,7 +2,7 @@
 backend, clear errors, and fp16/int8 quality against fp32.
 
 Light variants get golden parity in the default run; the rest of the registry is opt-in
-(``EDGESAM_TFLITE_ALL=1``; its results are tabulated in the README). Test bundles export
+(``EDGESAM_TFLITE_ALL=1``; its results are tabulated in docs/targets/tflite.md). Test bundles export
 only the decoder point counts the golden cases use (2-4; ``mobile_sam`` also 0, 1 and 16).
 """
 
@@ -103,7 +103,7 @@ def test_tflite_golden_parity(variant: str, tflite_bundles: dict, truck: np.ndar
     _check_variant(variant, tflite_bundles, truck, models)
 
 
-#: Measured once and tabulated in the README: what does not meet a bound, and why.
+#: Measured once and tabulated in docs/targets/tflite.md: what does not meet a bound, and why.
 KNOWN = {"repvit_sam": "through XNNPACK, truck.jpg's embeddings are 1.4e-3 rel. L2 from the golden, above "
                        "the conditioning-widened 8.8e-4 (masks IoU >= 0.9989, logits within bound; "
                        "xnnpack=False: 3.3e-4)"}
@@ -120,7 +120,7 @@ def _rest_marks(variant: str) -> list[pytest.MarkDecorator]:
 def test_tflite_rest_of_registry(variant: str, tflite_bundles: dict, models: dict) -> None:
     """Opt-in (minutes per variant): the variants not in the default run, same checks."""
     if not ALL:
-        pytest.skip("opt in with EDGESAM_TFLITE_ALL=1 (results are tabulated in the README)")
+        pytest.skip("opt in with EDGESAM_TFLITE_ALL=1 (results are tabulated in docs/targets/tflite.md)")
     from conftest import TRUCK
     from edge_sam_sdk.visualize import load_image
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-#: Seed op types kept in fp32, with the reason (the README lists this table).
+#: Seed op types kept in fp32, with the reason (docs/targets/coreml.md lists this table).
 FP32_OP_TYPES: dict[str, str] = {
     "layer_norm": "normalization: variance of activations overflows fp16",
     "instance_norm": "normalization: variance of activations overflows fp16",

@@ -10,7 +10,7 @@
   average (factor 0.95) of per-image ranges, which mostly reflects the first images; the
   union measured better. Convolutions, attention matmuls, norms, softmax and GELU stay
   float: int8 convolutions cost the most mask IoU and int8 batch matmuls ran slower than
-  fp32 (both measured on ``mobile_sam``, see the README).
+  fp32 (both measured on ``mobile_sam``, see docs/targets/tflite.md).
 - ``int8`` decoder: ``dynamic_wi8_afp32`` (int8 weights, activations quantized at run
   time; measured better than static int8 here, and needs no decoder calibration).
 """
