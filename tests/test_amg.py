@@ -13,8 +13,8 @@ import pytest
 
 from conftest import GOLDEN_DIR, get_bundle
 from edge_sam_sdk import AutomaticMaskGenerator, Bundle, InputError, SamPredictor, load_bundle
-from edge_sam_sdk.everything import mask_ops as M
 from edge_sam_sdk.cli import main
+from edge_sam_sdk.everything import mask_ops as M
 from edge_sam_sdk.visualize import demo_image, save_png
 
 AMG_GOLDEN = GOLDEN_DIR / "amg_mobile_sam.npz"
