@@ -47,12 +47,17 @@ FORMAT = "edgesam-vectors"
 VERSION = 1
 
 #: Variants whose processing specs together use every rule (resize, interpolation,
-#: postprocess, mask interpolation, padding, box order, fixed point count, clamp, fallback).
-VARIANTS = ("mobile_sam", "nanosam", "efficientvit_sam_l0", "efficient_sam_vitt", "sam2_1_hiera_tiny")
+#: postprocess, mask interpolation, padding, box order, fixed point count, clamp, fallback)
+#: and every token selection (TinySAM: several tokens in single-mask mode).
+VARIANTS = ("mobile_sam", "nanosam", "efficientvit_sam_l0", "efficient_sam_vitt", "sam2_1_hiera_tiny",
+            "tinysam")
 #: Image sizes ``(H, W)``: landscape and portrait, odd sizes (every variant) ...
 SIZES = ((150, 220), (301, 97))
-#: ... and one larger than the input (shrinking: the antialiased rules), for these variants.
-LARGE = {"mobile_sam": (1200, 900), "nanosam": (1200, 900), "sam2_1_hiera_tiny": (1200, 900)}
+#: ... and larger than the input (shrinking: the antialiased rules, torch bilinear without
+#: antialias), for these variants; 1500x400 makes Pillow run its vertical pass first.
+LARGE: dict[str, tuple[tuple[int, int], ...]] = {
+    "mobile_sam": ((1200, 900),), "nanosam": ((1200, 900), (1500, 400)),
+    "sam2_1_hiera_tiny": ((1200, 900),), "efficient_sam_vitt": ((1200, 900),)}
 
 TOLERANCES = {
     "resized_uint8_levels": 1,
@@ -153,7 +158,8 @@ def write_vectors(out: str | Path, variants: tuple[str, ...] = VARIANTS,
     """Write the vectors to folder ``out`` (atomically: a temporary sibling renamed at the end).
 
     Every variant gets every size in ``sizes``; with ``large`` those in :data:`LARGE` also get
-    their large image (about 250 MB in all with the defaults, mostly ``model_input`` arrays).
+    their large images (about 350 MB in all with the defaults, mostly ``model_input`` and
+    ``mask_logits`` arrays).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -163,7 +169,7 @@ def write_vectors(out: str | Path, variants: tuple[str, ...] = VARIANTS,
     try:
         cases = []
         for variant in variants:
-            for size in tuple(sizes) + ((LARGE[variant],) if large and variant in LARGE else ()):
+            for size in tuple(sizes) + (LARGE.get(variant, ()) if large else ()):
                 if progress:
                     progress(f"{variant} {size[0]}x{size[1]}")
                 cases.append(_case(variant, size, tmp))

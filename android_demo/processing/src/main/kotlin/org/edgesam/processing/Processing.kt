@@ -206,9 +206,12 @@ object Processing {
     fun stabilityScore(logits: FloatArray, from: Int, count: Int, threshold: Double, offset: Double): Float {
         var hi = 0L
         var lo = 0L
+        // numpy compares float32 logits with a Python float in float32.
+        val upper = (threshold + offset).toFloat()
+        val lower = (threshold - offset).toFloat()
         for (i in from until from + count) {
-            if (logits[i] > threshold + offset) hi++
-            if (logits[i] > threshold - offset) lo++
+            if (logits[i] > upper) hi++
+            if (logits[i] > lower) lo++
         }
         return if (lo > 0) (hi.toDouble() / lo).toFloat() else 1.0f
     }
