@@ -99,3 +99,14 @@ def test_kotlin_port_passes_the_vectors(vectors: Path) -> None:
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "checks passed" in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("swift") is None,
+                    reason="swift not installed (a toolchain from swift.org); .ci/run runs "
+                           "ios_demo/test_processing.sh where it is")
+def test_swift_port_passes_the_vectors(vectors: Path) -> None:
+    """ios_demo's EdgeSamKit (``swift test``, about 30 s from a clean build) on the small vectors."""
+    run = subprocess.run([str(ROOT / "ios_demo" / "test_processing.sh"), str(vectors)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "checks passed" in run.stdout
