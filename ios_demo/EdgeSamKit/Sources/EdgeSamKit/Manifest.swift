@@ -155,13 +155,35 @@ public struct Manifest: Codable, Equatable, Sendable {
                 throw EdgeSamError.bundle("\(path) is corrupt: graph \(PyRepr.string(name)) has no file/sha256 entry")
             }
         }
+        let manifest: Manifest
         do {
-            return try JSONDecoder().decode(Manifest.self, from: data)
+            manifest = try JSONDecoder().decode(Manifest.self, from: data)
         } catch let error as EdgeSamError {
             throw error
         } catch {
             throw EdgeSamError.bundle("\(path) is corrupt: \(describe(error))")
         }
+        for name in manifest.graphs.keys.sorted() {
+            let g = manifest.graphs[name]!
+            for (key, file) in [("file", g.file)] + (g.dataFiles ?? []).enumerated().map({ ("data_files.\($0).file", $1.file) }) {
+                if let problem = relativePathProblem(file) {
+                    throw EdgeSamError.bundle("\(path) is invalid: graphs.\(name).\(key): \(problem)")
+                }
+            }
+        }
+        return manifest
+    }
+
+    /// Files a manifest names must be plain relative POSIX paths inside the bundle (the
+    /// SDK's manifest schema): nil when `file` is one, else what is wrong.
+    static func relativePathProblem(_ file: String) -> String? {
+        if file.isEmpty || file.contains("\0") || file.contains("\\") || file.hasPrefix("/") || file.contains(":") {
+            return "must be a relative path inside the bundle (no '/', '\\', ':' or NUL prefix)"
+        }
+        if file.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            return "must be a plain relative path inside the bundle (no '.', '..' or empty segments)"
+        }
+        return nil
     }
 
     /// `verify_files`: every graph file (and data file) exists with the recorded sha256

@@ -70,8 +70,34 @@ public enum Processing {
         }
     }
 
+    /// Largest image (pixels, `H * W`) the SDK takes (`MAX_IMAGE_PIXELS`, 134 MP).
+    public static let maxImagePixels = 1 << 27
+
+    /// `check_image`'s size limit and `check_geometry`: `EdgeSamError.input` (the SDK's
+    /// messages) when the image is too large, or so elongated that a resized side (encoder
+    /// input, prompt frame, NanoSAM's low-res crop) would be 0 pixels.
+    public static func checkGeometry(height h: Int, width w: Int, _ spec: ProcessingSpec) throws {
+        guard h >= 1, w >= 1 else { throw EdgeSamError.input("image is empty: shape (\(h), \(w), 3)") }
+        if h * w > maxImagePixels {
+            throw EdgeSamError.input("image is \(w)x\(h) pixels, over the SDK's limit of \(maxImagePixels) "
+                + "(\(String(format: "%.0f", Double(maxImagePixels) / 1e6)) MP); downscale it first")
+        }
+        var sizes = [resizedShape(height: h, width: w, longSide: spec.inputSize, rule: spec.resize),
+                     resizedShape(height: h, width: w, longSide: spec.promptFrame, rule: spec.resize)]
+        if spec.postprocess == "crop_low_res" {
+            let low = spec.lowResSize
+            sizes.append(h >= w ? (low, Int(Double(low * w) / Double(h))) : (Int(Double(low * h) / Double(w)), low))
+        }
+        if sizes.contains(where: { min($0.h, $0.w) < 1 }) {
+            let aspect = max(Double(w) / Double(h), Double(h) / Double(w))
+            throw EdgeSamError.input("image \(w)x\(h) is too elongated for this variant (aspect over "
+                + "\(String(format: "%.0f", aspect)):1): resized, one side would be 0 pixels; crop it first")
+        }
+    }
+
     /// The resized image (`h x w x 3`, 0..255; uint8 values for `pil_*` rules) and its size.
     public static func resized(_ image: RGBImage, _ spec: ProcessingSpec) throws -> (pixels: [Double], h: Int, w: Int) {
+        try checkGeometry(height: image.height, width: image.width, spec)
         let size = resizedShape(height: image.height, width: image.width, longSide: spec.inputSize, rule: spec.resize)
         let pixels = try Resize.resizeImage(image, outHeight: size.h, outWidth: size.w, rule: spec.interpolation)
         return (pixels, size.h, size.w)
@@ -155,6 +181,7 @@ public enum Processing {
     /// `"crop_low_res"` crop the low-res logits to the image's share, one resize;
     /// `"resize"` one resize of the whole map. Composed in float64.
     public static func maskOperators(height h: Int, width w: Int, _ spec: ProcessingSpec) throws -> MaskOperators {
+        try checkGeometry(height: h, width: w, spec)
         let size = spec.lowResSize
         let rule = spec.maskInterpolation
         let ry: [Double], rx: [Double]

@@ -67,6 +67,22 @@ final class ManifestTests: XCTestCase {
         }, "b/manifest.json is corrupt: graph 'decoder' has no file/sha256 entry")
     }
 
+    func testFilesStayInsideTheBundle() throws {
+        for file in ["../encoder.mlpackage", "/etc/passwd", "a//b", "./x"] {
+            let data = try edited {
+                var graphs = $0["graphs"] as! [String: Any]
+                var encoder = graphs["encoder"] as! [String: Any]
+                encoder["file"] = file
+                graphs["encoder"] = encoder
+                $0["graphs"] = graphs
+            }
+            XCTAssertThrowsError(try Manifest.decode(data, path: "b/manifest.json"), file) {
+                guard case .bundle(let m)? = $0 as? EdgeSamError else { return XCTFail("\($0)") }
+                XCTAssertTrue(m.hasPrefix("b/manifest.json is invalid: graphs.encoder.file: must be a"), m)
+            }
+        }
+    }
+
     func assertBundleErrorPrefix(_ data: Data, _ prefix: String) {
         XCTAssertThrowsError(try Manifest.decode(data, path: "b/manifest.json")) {
             guard case .bundle(let m)? = $0 as? EdgeSamError else { return XCTFail("\($0)") }

@@ -62,6 +62,15 @@ final class SupportTests: XCTestCase {
         sam2.boxFirst = true
         let p = try Processing.decoderPrompts(points: [1, 1], labels: [0], box: [0, 0, 2, 2], height: 1024, width: 1024, sam2)
         XCTAssertEqual(p.labels, [2, 3, 0, -1])
+        let thin = try RGBImage(width: 3000, height: 1, pixels: [UInt8](repeating: 0, count: 9000))
+        XCTAssertThrowsError(try Processing.preprocess(thin, ProcessingSpec())) {
+            XCTAssertEqual($0 as? EdgeSamError, .input("image 3000x1 is too elongated for this variant (aspect over "
+                + "3000:1): resized, one side would be 0 pixels; crop it first"))
+        }
+        XCTAssertThrowsError(try Processing.checkGeometry(height: 20000, width: 7000, ProcessingSpec())) {
+            XCTAssertEqual($0 as? EdgeSamError, .input("image is 7000x20000 pixels, over the SDK's limit of 134217728 "
+                + "(134 MP); downscale it first"))
+        }
         var clamp = ProcessingSpec()
         clamp.lowResClamp = 32
         XCTAssertEqual(Processing.clampLowRes([-40, 3, 40], clamp), [-32, 3, 32])
