@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path
 from .errors import BundleError
+from .manifest_schema import FORMAT_VERSION, validate_manifest
 from .processing import ProcessingSpec
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-_REQUIRED = ("format_version", "variant", "decoder_kind", "target", "processing", "graphs")
+#: A manifest larger than this is refused before it is read.
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -67,53 +70,126 @@ class Bundle:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Read and validate ``path/manifest.json`` (structure and format version only)."""
+    """Read ``path/manifest.json`` and validate it against :mod:`.manifest_schema`.
+
+    Returns the manifest as parsed (a dict). ``BundleError`` (one line naming the key) when
+    the folder is no bundle, the manifest is not JSON, or it breaks the schema.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise BundleError(f"bundle folder not found: {folder}")
     mpath = folder / MANIFEST
-    if not mpath.is_file():
+    if not mpath.exists() and not mpath.is_symlink():
         raise BundleError(f"{folder} is not a bundle: {MANIFEST} is missing")
+    real = _inside(folder, MANIFEST, "manifest")
+    if not real.is_file():
+        raise BundleError(f"bundle {folder}: {MANIFEST} is not a regular file")
+    if real.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{mpath} is corrupt: over {MAX_MANIFEST_BYTES >> 20} MiB")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        manifest = json.loads(real.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mpath} is corrupt: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{mpath} is corrupt: expected a JSON object")
-    missing = [k for k in _REQUIRED if k not in manifest]
-    if missing:
-        raise BundleError(f"{mpath} is corrupt: missing keys {missing}")
-    version = manifest["format_version"]
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{mpath}: unknown bundle format version {version!r} "
-                          f"(this SDK reads version {FORMAT_VERSION}); re-export the bundle")
-    for name in ("encoder", "decoder"):
-        g = manifest["graphs"].get(name)
-        if not isinstance(g, dict) or "file" not in g or "sha256" not in g:
-            raise BundleError(f"{mpath} is corrupt: graph {name!r} has no file/sha256 entry")
-    return manifest
+    except RecursionError:
+        raise BundleError(f"{mpath} is corrupt: nested too deeply") from None
+    validate_manifest(manifest, str(mpath))
+    return dict(manifest)
+
+
+def _inside(folder: Path, rel: str, what: str) -> Path:
+    """``folder/rel`` resolved (symlinks followed); ``BundleError`` unless it lies inside ``folder``."""
+    root = folder.resolve()
+    try:
+        real = (root / rel).resolve(strict=True)
+    except FileNotFoundError:
+        raise BundleError(f"bundle {folder}: {what} file {rel!r} is missing") from None
+    except (OSError, RuntimeError):  # a symlink loop, a component that is a file
+        raise BundleError(f"bundle {folder}: {what} file {rel!r} cannot be resolved") from None
+    if real == root or not real.is_relative_to(root):
+        raise BundleError(f"bundle {folder}: {what} file {rel!r} leads outside the bundle folder "
+                          "(a symlink?); refused")
+    return real
+
+
+def bundle_file(folder: str | Path, rel: str, what: str, folder_ok: bool = False) -> Path:
+    """The file (or, with ``folder_ok``, the folder such as an ``.mlpackage``) ``rel`` of a
+    bundle, resolved and confined to the bundle folder before anything is opened.
+
+    ``rel`` must be a plain relative path (the schema checks the syntax); the resolved path
+    must lie inside ``folder``; it must be a regular file, or a folder whose every entry is
+    a regular file or folder inside the bundle. ``BundleError`` otherwise; messages name
+    only the manifest's entry, never what lies outside.
+    """
+    folder = Path(folder)
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/") or "\\" in rel:
+        raise BundleError(f"bundle {folder}: {what} file {rel!r} is not a relative path inside the bundle")
+    real = _inside(folder, rel, what)
+    if real.is_dir():
+        if not folder_ok:
+            raise BundleError(f"bundle {folder}: {what} file {rel!r} is a folder, expected a file")
+        for entry in _tree(real):
+            _inside(folder, entry.relative_to(folder.resolve()).as_posix(), what)
+            if not (entry.is_file() or entry.is_dir()):
+                raise BundleError(f"bundle {folder}: {what} {rel!r} holds {entry.name!r}, not a regular file")
+    elif folder_ok:
+        raise BundleError(f"bundle {folder}: {what} {rel!r} must be a folder (.mlpackage)")
+    elif not real.is_file():
+        raise BundleError(f"bundle {folder}: {what} file {rel!r} is not a regular file")
+    return real
+
+
+def _tree(path: Path) -> list[Path]:
+    """Every entry under folder ``path`` (symlinks listed, not followed)."""
+    out: list[Path] = []
+    for top, dirs, files in os.walk(path, followlinks=False):
+        out.extend(Path(top) / n for n in dirs + files)
+    return out
+
+
+def graph_files(manifest: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
+    """``(graph, relative file, sha256, is a folder)`` of every file the manifest's graphs name:
+    each graph file (a folder for Core ML's ``.mlpackage``), its ``data_files``, and a
+    TensorRT graph's ``onnx_file``."""
+    folders = manifest.get("target") == "coreml"
+    out: list[tuple[str, str, str | None, bool]] = []
+    for name, g in manifest["graphs"].items():
+        out.append((name, g["file"], g["sha256"], folders))
+        out.extend((name, d["file"], d["sha256"], False) for d in g.get("data_files", []))
+        if g.get("onnx_file") and g["onnx_file"] not in [d["file"] for d in g.get("data_files", [])]:
+            out.append((name, g["onnx_file"], None, False))
+    return out
+
+
+def check_files(folder: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """Resolve and confine every file the manifest names; ``{graph: its graph file}``."""
+    files: dict[str, Path] = {}
+    for name, rel, _digest, is_folder in graph_files(manifest):
+        real = bundle_file(folder, rel, name, folder_ok=is_folder)
+        files.setdefault(name, real)
+    return files
 
 
 def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
-    """Check that every graph file (and its external data) exists with the recorded sha256."""
-    for name, g in manifest["graphs"].items():
-        entries = [(g["file"], g["sha256"])] + [(d["file"], d["sha256"]) for d in g.get("data_files", [])]
-        for file, digest in entries:
-            p = folder / file
-            if not p.exists():
-                raise BundleError(f"bundle {folder}: {name} file {file!r} is missing")
-            actual = sha256_tree(p)
-            if actual != digest:
-                raise BundleError(f"bundle {folder}: {file!r} has sha256 {actual[:12]}..., the manifest "
-                                  f"records {digest[:12]}...; the file is corrupt or was replaced")
+    """Check that every graph file (and its external data) lies inside the bundle and has the
+    recorded sha256."""
+    check_files(folder, manifest)
+    for name, rel, digest, is_folder in graph_files(manifest):
+        if digest is None:
+            continue
+        actual = sha256_tree(bundle_file(folder, rel, name, folder_ok=is_folder))
+        if actual != digest:
+            raise BundleError(f"bundle {folder}: {rel!r} has sha256 {actual[:12]}..., the manifest "
+                              f"records {digest[:12]}...; the file is corrupt or was replaced")
 
 
 def sha256_tree(path: Path) -> str:
-    """sha256 of a file, or of a folder (e.g. ``.mlpackage``) over its sorted files."""
+    """sha256 of a file, or of a folder (e.g. ``.mlpackage``) over its sorted files (sorted by
+    relative path components; symlinks are not followed out of the folder)."""
     if path.is_file():
         return sha256_file(path)
     h = hashlib.sha256()
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+    files = [q for q in _tree(path) if q.is_file()]
+    for p in sorted(files, key=lambda q: q.relative_to(path).parts):
         h.update(p.relative_to(path).as_posix().encode())
         h.update(sha256_file(p).encode())
     return h.hexdigest()
@@ -122,28 +198,68 @@ def sha256_tree(path: Path) -> str:
 def load_bundle(path: str | Path, backend: str = "auto", verify: bool = True, **options: Any) -> Bundle:
     """Load a bundle folder with a runtime backend.
 
+    The manifest is validated (:mod:`.manifest_schema`) and every file it names is resolved
+    and confined to the folder before anything is opened; each graph must load, take the
+    manifest's inputs in order and return its outputs (a TFLite graph: hold the signatures
+    the manifest names). Every failure is a one-line ``BundleError``.
+
     Args:
         path: bundle folder (holding ``manifest.json``).
-        backend: ``"auto"`` (the target's default backend) or a backend name.
+        backend: ``"auto"`` (the target's default backend) or a backend name that runs the
+            bundle's target.
         verify: check every file's sha256 against the manifest.
         **options: passed to the backend (e.g. ``threads=2``, ``providers=[...]``).
     """
-    from edge_sam_sdk.runtimes import backend_class, backend_for_target
+    from edge_sam_sdk.runtimes import BACKENDS, TARGET_BACKENDS, backend_class
 
     folder = Path(path)
     manifest = read_manifest(folder)
+    name = check_backend(manifest["target"], backend, BACKENDS, TARGET_BACKENDS)
+    check_files(folder, manifest)
     if verify:
         verify_files(folder, manifest)
-    name = backend_for_target(manifest["target"]) if backend == "auto" else backend
     cls = backend_class(name)
     graphs = {g: cls(folder / manifest["graphs"][g]["file"], **options) for g in ("encoder", "decoder")}
     for g, b in graphs.items():
-        expected = [t["name"] for t in manifest["graphs"][g]["inputs"]]
+        entry = manifest["graphs"][g]
+        expected = [t["name"] for t in entry["inputs"]]
         if list(b.inputs) != expected:
             raise BundleError(f"bundle {folder}: {g} graph inputs {b.inputs} differ from the "
                               f"manifest's {expected}")
+        missing = [t["name"] for t in entry["outputs"] if t["name"] not in b.outputs]
+        if missing:
+            raise BundleError(f"bundle {folder}: {g} graph lacks the outputs {missing} the manifest lists")
+        signatures = (entry.get("extra") or {}).get("tflite", {}).get("signatures")
+        held = [s.key for s in getattr(b, "signatures", [])]
+        if signatures and hasattr(b, "signatures") and not set(signatures) <= set(held):
+            lacking = sorted(set(signatures) - set(held))
+            raise BundleError(f"bundle {folder}: {g} graph lacks the signatures {lacking[:4]} the manifest "
+                              f"names (it holds {held[:4]}{'...' if len(held) > 4 else ''})")
     return Bundle(manifest, graphs["encoder"], graphs["decoder"], folder)
 
 
+def check_backend(target: str, backend: str, backends: dict[str, Any], defaults: dict[str, str]) -> str:
+    """The backend that runs ``target`` bundles: ``backend`` itself, or the default for ``"auto"``;
+    ``BundleError`` when it runs another target (or ``target`` is the in-memory torch one)."""
+    if target == "torch":
+        raise BundleError("a 'torch' manifest describes an in-memory reference bundle; it cannot be "
+                          "loaded from a folder")
+    default = defaults[target]
+    if backend == "auto":
+        return default
+    if backend not in backends:
+        raise BundleError(f"unknown backend {backend!r}; a {target} bundle runs with {default!r}")
+    if backends[backend].target != target:
+        raise BundleError(f"backend {backend!r} runs {backends[backend].target} graphs; this is a {target} "
+                          f"bundle: use --backend {default} (or auto)")
+    return backend
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    """Write ``folder/manifest.json`` atomically (a temporary file renamed into place)."""
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "Bundle", "bundle_file", "check_files", "load_bundle",
+           "read_manifest", "sha256_file", "sha256_tree", "verify_files", "write_manifest"]

@@ -26,3 +26,8 @@ class BackendNotAvailableError(EdgeSamError, ImportError):
 
 class InputError(EdgeSamError, ValueError):
     """Bad user input: wrong shape, dtype, range, or a call out of order."""
+
+
+class GraphOutputError(EdgeSamError):
+    """A graph returned NaN/infinite values or outputs of the wrong shape (a corrupt or
+    mis-exported graph, or inputs the graph cannot represent)."""

@@ -15,9 +15,33 @@ import numpy as np
 
 from . import processing as P
 from .bundle import Bundle
-from .errors import InputError
+from .errors import GraphOutputError, InputError
 
 _VALID_LABELS = (-1.0, 0.0, 1.0, 2.0, 3.0)
+#: Prompt coordinates farther than this many image sides from the origin are refused.
+COORD_LIMIT_SIDES = 8
+#: Mask-input logits beyond +-this are refused (the sigmoid saturates long before).
+MASK_INPUT_LIMIT = 1e4
+#: Prompts per decoder run in :meth:`SamPredictor.predict_batch` (fewer where the bundle's
+#: engine or package takes fewer: ``tensorrt.max_prompts``, ``coreml.max_prompts``).
+PROMPT_CHUNK = 16
+#: Largest result :meth:`SamPredictor.predict_batch` allocates (masks at the image size).
+MAX_RESULT_BYTES = 4 << 30
+
+
+def check_outputs(graph: str, out: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> None:
+    """``GraphOutputError`` unless ``out`` holds every output of ``shapes`` with that shape and
+    only finite values."""
+    for name, shape in shapes.items():
+        if name not in out:
+            raise GraphOutputError(f"the {graph} graph returned no {name!r}")
+        value = np.asarray(out[name])
+        if tuple(value.shape) != tuple(shape):
+            raise GraphOutputError(f"the {graph} graph returned {name!r} of shape {value.shape}, "
+                                   f"the manifest says {tuple(shape)}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise GraphOutputError(f"the {graph} graph returned NaN or infinite values in {name!r} "
+                                   "(a corrupt graph, or inputs it cannot represent)")
 
 
 def _as_float(name: str, value: Any, shape_desc: str, ndim: int, last: int | None) -> np.ndarray:
@@ -62,6 +86,9 @@ class SamPredictor:
         self._fallback = selection.get("single_fallback")
         self._num_tokens = int(outputs["low_res_masks"][1])
         self._decoder_inputs = list(inputs)
+        encoder = bundle.graph("encoder")
+        self._encoder_outputs = {t["name"]: tuple(t["shape"]) for t in encoder.get("outputs", [])}
+        self._chunk = _prompt_chunk(bundle.manifest, decoder)
         self.timings: dict[str, float] = {}
         self.features: dict[str, np.ndarray] = {}
         self.extra_outputs: dict[str, np.ndarray] = {}
@@ -70,6 +97,7 @@ class SamPredictor:
     # ------------------------------------------------------------------ image
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
         """Run the encoder on ``image`` (``HxWx3`` uint8, RGB or BGR per ``image_format``)."""
+        self.reset_image()  # atomic: a failure below leaves no image set (not the previous one)
         if image_format not in ("RGB", "BGR"):
             raise InputError(f"image_format must be 'RGB' or 'BGR', got {image_format!r}")
         P.check_image(image)
@@ -78,14 +106,17 @@ class SamPredictor:
         t0 = time.perf_counter()
         model_input, resized = P.preprocess(image, self.spec)
         t1 = time.perf_counter()
-        self.features = self.bundle.encoder.run({"image": model_input})
+        features = self.bundle.encoder.run({"image": model_input})
+        check_outputs("encoder", features, self._encoder_outputs)
         t2 = time.perf_counter()
         self.timings = {"preprocess_ms": (t1 - t0) * 1e3, "encoder_ms": (t2 - t1) * 1e3}
+        self.features = features
         self.original_size = (int(image.shape[0]), int(image.shape[1]))
         self.input_size = resized
         self.is_image_set = True
 
     def reset_image(self) -> None:
+        """Forget the current image (``predict`` then refuses until the next ``set_image``)."""
         self.is_image_set = False
         self.features = {}
         self.original_size = (0, 0)
@@ -157,20 +188,43 @@ class SamPredictor:
         :meth:`predict`'s.
 
         Returns ``(masks BxCxHxW, iou_predictions BxC, low_res_logits BxCx256x256)``.
+
+        The prompts run :data:`PROMPT_CHUNK` at a time (decoder and upscaling), so memory
+        beyond the result stays bounded; a result over :data:`MAX_RESULT_BYTES` is refused.
         """
-        low_res, scores = self.predict_low_res(point_coords, point_labels, boxes, mask_input,
-                                               multimask_output, num_multimask_outputs)
-        t1 = time.perf_counter()
-        spec = self.spec
-        if use_stability_score:
-            scores = P.stability_score(low_res, spec.mask_threshold)
-        masks = P.postprocess_masks(low_res, self.original_size, spec)
-        if not return_logits:
-            masks = P.threshold_masks(masks, spec)
-        if spec.low_res_clamp > 0:
-            low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
-        self.timings["postprocess_ms"] = (time.perf_counter() - t1) * 1e3
-        return masks, scores, low_res
+        self._require_image()
+        coords, labels, boxes, mask_input, batch = self._check_batch(point_coords, point_labels, boxes,
+                                                                     mask_input)
+        count = len(self._tokens(multimask_output, num_multimask_outputs))
+        h, w = self.original_size
+        nbytes = batch * count * h * w * (4 if return_logits else 1)
+        if nbytes > MAX_RESULT_BYTES:
+            raise InputError(f"{batch} prompts x {count} masks at {w}x{h} need {nbytes / 2**30:.1f} GiB, "
+                             f"over the {MAX_RESULT_BYTES / 2**30:.0f} GiB limit: pass fewer prompts")
+        spec, parts, extras, decoder_ms = self.spec, [], [], 0.0
+        postprocess_ms = 0.0
+        for b0 in range(0, batch, self._chunk):
+            rows = slice(b0, b0 + self._chunk)
+            c, lab, box, m_in = (None if a is None else a[rows] for a in (coords, labels, boxes, mask_input))
+            low_res, scores = self.predict_low_res(c, lab, box, m_in, multimask_output, num_multimask_outputs)
+            decoder_ms += self.timings["decoder_ms"]
+            extras.append(self.extra_outputs)
+            t1 = time.perf_counter()
+            if use_stability_score:
+                scores = P.stability_score(low_res, spec.mask_threshold)
+            masks = P.postprocess_masks(low_res, self.original_size, spec)
+            if not return_logits:
+                masks = P.threshold_masks(masks, spec)
+            if spec.low_res_clamp > 0:
+                low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
+            parts.append((masks, scores, low_res))
+            postprocess_ms += (time.perf_counter() - t1) * 1e3
+        self.extra_outputs = {k: np.concatenate([e[k] for e in extras]) for k in extras[0]}
+        self.timings.update(decoder_ms=decoder_ms, postprocess_ms=postprocess_ms)
+        if len(parts) == 1:
+            return parts[0]
+        masks_all, scores_all, low_all = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return masks_all, scores_all, low_all
 
     def predict_low_res(
         self,
@@ -206,6 +260,10 @@ class SamPredictor:
                                   else mask_input.astype(np.float32))
         t0 = time.perf_counter()
         out = self.bundle.decoder.run(feed)
+        low = spec.low_res_size
+        check_outputs("decoder", out, {"low_res_masks": (batch, self._num_tokens, low, low),
+                                       "iou_predictions": (batch, self._num_tokens)})
+        check_outputs("decoder", out, {k: np.shape(v) for k, v in out.items()})  # every output finite
         self.timings["decoder_ms"] = (time.perf_counter() - t0) * 1e3
         self.extra_outputs = {k: v for k, v in out.items() if k not in ("low_res_masks", "iou_predictions")}
         return P.select_masks(out["low_res_masks"], out["iou_predictions"], tokens,
@@ -248,9 +306,27 @@ class SamPredictor:
             if mask_input.shape[1:] != (1, low, low):
                 raise InputError(f"mask_input must have shape Bx1x{low}x{low}, got {mask_input.shape}")
             sizes.append(mask_input.shape[0])
+        limit = COORD_LIMIT_SIDES * max(self.original_size)
+        for name, arr in (("point_coords", coords), ("boxes", boxes)):
+            if arr is not None and arr.size and float(np.abs(arr).max()) > limit:
+                raise InputError(f"{name} must lie within +-{limit} pixels ({COORD_LIMIT_SIDES}x the image's "
+                                 f"longest side) of the origin, got {float(np.abs(arr).max()):.4g}")
+        if mask_input is not None and mask_input.size and float(np.abs(mask_input).max()) > MASK_INPUT_LIMIT:
+            raise InputError(f"mask_input logits must lie within +-{MASK_INPUT_LIMIT:g}, got "
+                             f"{float(np.abs(mask_input).max()):.4g}")
         if len(set(sizes)) > 1:
             raise InputError(f"prompt batch sizes differ: {sizes}")
         batch = sizes[0] if sizes else 1
         if batch < 1:
             raise InputError("empty prompt batch")
         return coords, labels, boxes, mask_input, batch
+
+
+def _prompt_chunk(manifest: dict[str, Any], decoder: dict[str, Any]) -> int:
+    """Prompts per decoder run: :data:`PROMPT_CHUNK`, or fewer where the bundle's TensorRT
+    engine profile or Core ML package takes fewer."""
+    limits = [PROMPT_CHUNK]
+    for facts in (manifest.get("tensorrt"), decoder.get("coreml")):
+        if isinstance(facts, dict) and isinstance(facts.get("max_prompts"), int) and facts["max_prompts"] > 0:
+            limits.append(facts["max_prompts"])
+    return min(limits)

@@ -26,6 +26,10 @@ import numpy as np
 from . import resize as R
 from .errors import InputError
 
+#: Largest image (pixels, ``H * W``) the SDK takes: about 11585 x 11585 (134 MP). Larger ones
+#: are refused with ``InputError`` (downscale them first); ``edgesam`` refuses such files.
+MAX_IMAGE_PIXELS = 1 << 27
+
 _RESIZE_RULES = ("longest_side", "longest_side_floor", "stretch")
 _POSTPROCESS = ("sam", "crop_low_res", "resize")
 _PAD_POINT = ("no_box", "always", "never")
@@ -139,12 +143,31 @@ def check_image(image: Any) -> np.ndarray:
         raise InputError(f"image must be uint8 (0..255), got dtype {image.dtype}")
     if min(image.shape[:2]) < 1:
         raise InputError(f"image is empty: shape {image.shape}")
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
+        raise InputError(f"image is {image.shape[1]}x{image.shape[0]} pixels, over the SDK's limit of "
+                         f"{MAX_IMAGE_PIXELS} ({MAX_IMAGE_PIXELS / 1e6:.0f} MP); downscale it first")
     return image
+
+
+def check_geometry(original_size: tuple[int, int], spec: ProcessingSpec) -> None:
+    """``InputError`` when an image of ``original_size`` ``(H, W)`` is too elongated for
+    ``spec``: a resized side (encoder input, prompt frame, NanoSAM's low-res crop) would be
+    0 pixels."""
+    h, w = original_size
+    sizes = [resized_shape(original_size, spec.input_size, spec.resize),
+             resized_shape(original_size, spec.prompt_frame, spec.resize)]
+    if spec.postprocess == "crop_low_res":
+        low = spec.low_res_size
+        sizes.append((low, int(low * w / h)) if h >= w else (int(low * h / w), low))
+    if min(min(s) for s in sizes) < 1:
+        raise InputError(f"image {w}x{h} is too elongated for this variant (aspect over "
+                         f"{max(w / h, h / w):.0f}:1): resized, one side would be 0 pixels; crop it first")
 
 
 def preprocess(image: np.ndarray, spec: ProcessingSpec) -> tuple[np.ndarray, tuple[int, int]]:
     """Image ``HxWx3`` uint8 RGB -> (encoder input ``1x3xSxS`` float32, resized ``(h, w)``)."""
     check_image(image)
+    check_geometry(image.shape[:2], spec)
     new_h, new_w = resized_shape(image.shape[:2], spec.input_size, spec.resize)
     resized = R.resize_image(image, (new_h, new_w), spec.interpolation)
     mean = np.asarray(spec.pixel_mean, dtype=np.float32)

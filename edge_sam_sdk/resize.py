@@ -156,33 +156,74 @@ def _one_blas_thread() -> AbstractContextManager[Any]:
     return controller.limit(limits=1, user_api="blas") if controller is not None else nullcontext()
 
 
+#: Bytes of the int64/float64 working copy one resampling band may take: a pass runs over
+#: bands of whole lines across the other axis, so memory stays bounded for any image size.
+BAND_BYTES = 64 << 20
+
+
+def _bands(img: np.ndarray, axis: int) -> list[tuple[slice, ...]]:
+    """Index tuples cutting ``img`` (``HxWxC``) into bands across axis ``1 - axis``, each with
+    at most :data:`BAND_BYTES` of 8-byte values."""
+    other = 1 - axis
+    line = max(1, int(np.prod(img.shape)) // max(img.shape[other], 1)) * 8
+    step = max(1, BAND_BYTES // line)
+    out: list[tuple[slice, ...]] = []
+    for b0 in range(0, img.shape[other], step):
+        index = [slice(None)] * img.ndim
+        index[other] = slice(b0, min(b0 + step, img.shape[other]))
+        out.append(tuple(index))
+    return out
+
+
+def _banded_pass(img: np.ndarray, out_size: int, axis: int, kernel: Callable[[np.ndarray], np.ndarray],
+                 dtype: type) -> np.ndarray:
+    """``kernel`` (one axis-``axis`` resampling of a band) over every band of ``img``."""
+    shape = list(img.shape)
+    shape[axis] = out_size
+    out: np.ndarray = np.empty(shape, dtype)
+    for index in _bands(img, axis):
+        out[index] = kernel(img[index])
+    return out
+
+
 def _pil_axis(img: np.ndarray, out_size: int, axis: int, rule: str) -> np.ndarray:
+    """One Pillow pass (fixed point, uint8 out) along ``axis``, band by band."""
     idx, w = taps(img.shape[axis], out_size, rule)
     fixed = np.trunc(w * (1 << _PRECISION_BITS) + np.where(w < 0, -0.5, 0.5)).astype(np.int64)
-    src = np.moveaxis(img, axis, 0).astype(np.int64)
-    acc = np.full((out_size,) + src.shape[1:], 1 << (_PRECISION_BITS - 1), dtype=np.int64)
-    extra = (1,) * (src.ndim - 1)
-    for t in range(idx.shape[1]):
-        acc += src[idx[:, t]] * fixed[:, t].reshape((out_size,) + extra)
-    out = np.clip(acc >> _PRECISION_BITS, 0, 255).astype(np.uint8)
-    return np.moveaxis(out, 0, axis)
+
+    def kernel(band: np.ndarray) -> np.ndarray:
+        src = np.moveaxis(band, axis, 0).astype(np.int64)
+        acc = np.full((out_size,) + src.shape[1:], 1 << (_PRECISION_BITS - 1), dtype=np.int64)
+        extra = (1,) * (src.ndim - 1)
+        for t in range(idx.shape[1]):
+            acc += src[idx[:, t]] * fixed[:, t].reshape((out_size,) + extra)
+        return np.moveaxis(np.clip(acc >> _PRECISION_BITS, 0, 255).astype(np.uint8), 0, axis)
+
+    return _banded_pass(img, out_size, axis, kernel, np.uint8)
 
 
 def _float_axis(img: np.ndarray, out_size: int, axis: int, rule: str) -> np.ndarray:
+    """One float64 pass along ``axis`` (``img`` uint8 or float64), band by band."""
     idx, w = taps(img.shape[axis], out_size, rule)
-    src = np.moveaxis(img, axis, 0)
-    acc = np.zeros((out_size,) + src.shape[1:], dtype=np.float64)
-    extra = (1,) * (src.ndim - 1)
-    for t in range(idx.shape[1]):
-        acc += src[idx[:, t]] * w[:, t].reshape((out_size,) + extra)
-    return np.moveaxis(acc, 0, axis)
+
+    def kernel(band: np.ndarray) -> np.ndarray:
+        src = np.moveaxis(band, axis, 0).astype(np.float64)
+        acc = np.zeros((out_size,) + src.shape[1:], dtype=np.float64)
+        extra = (1,) * (src.ndim - 1)
+        for t in range(idx.shape[1]):
+            acc += src[idx[:, t]] * w[:, t].reshape((out_size,) + extra)
+        return np.moveaxis(acc, 0, axis)
+
+    return _banded_pass(img, out_size, axis, kernel, np.float64)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int], rule: str = "pil_bilinear") -> np.ndarray:
     """Resize ``HxWxC`` uint8 to ``size=(h, w)`` with ``rule``.
 
     ``pil_*`` rules return uint8 exactly as Pillow's ``Image.resize``; ``torch_*`` rules
-    return float64 pixel values (0..255 scale), as torch computes on the float image.
+    return float64 pixel values (0..255 scale), as torch computes on the float image. Each
+    pass runs over bands of lines (:data:`BAND_BYTES`), so the working memory beyond the
+    input and output stays bounded (no full-size int64/float64 copy of the image).
     """
     if rule not in RULES:
         raise InputError(f"unknown interpolation {rule!r}; known: {list(RULES)}")
@@ -197,8 +238,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int], rule: str = "pil_bili
             if out.shape[axis] != size[axis]:
                 out = _pil_axis(out, size[axis], axis, rule)
         return np.ascontiguousarray(out)
-    result = image.astype(np.float64)
+    result = image
     for axis in (0, 1):
         if result.shape[axis] != size[axis]:
             result = _float_axis(result, size[axis], axis, rule)
-    return result
+    return result.astype(np.float64, copy=result is image)

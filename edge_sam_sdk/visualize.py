@@ -33,7 +33,9 @@ def overlay(image: np.ndarray, masks: np.ndarray, points: np.ndarray | None = No
             fill = (0, 200, 0) if lab == 1 else (220, 0, 0)
             draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=(255, 255, 255), width=2)
     for box in boxes or []:
-        draw.rectangle([float(v) for v in box], outline=(255, 215, 0), width=max(2, r // 2))
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=(255, 215, 0),
+                       width=max(2, r // 2))
     return np.asarray(pil)
 
 
@@ -52,25 +54,91 @@ def color_overlay(image: np.ndarray, masks: Iterable[np.ndarray], alpha: float =
 
 
 def save_png(image: np.ndarray, path: str | Path) -> None:
+    """Write ``image`` (``HxWx3`` uint8) to ``path`` in the format its suffix names, atomically
+    (a temporary file renamed into place: never a partial file)."""
     from PIL import Image
 
+    from .atomic import atomic_path
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(str(path))
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(str(tmp), format=image_format(path))
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``HxWx3`` uint8 RGB (clear error if unreadable)."""
-    from PIL import Image, UnidentifiedImageError
+def image_format(path: str | Path) -> str:
+    """The Pillow format that writes ``path`` by its suffix (``InputError`` if none does)."""
+    from PIL import Image
 
     from .errors import InputError
 
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if not suffix or fmt is None or fmt not in Image.SAVE:
+        known = [".png", ".jpg", ".webp", ".bmp", ".tif"]
+        raise InputError(f"cannot write an image to {str(path)!r}: "
+                         f"{'no' if not suffix else 'unknown'} file extension {suffix!r}; use e.g. {known}")
+    return str(fmt)
+
+
+#: 16-bit modes Pillow opens single-channel 16-bit files in (PNG, TIFF, PGM).
+_MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as ``HxWx3`` uint8 RGB; ``InputError`` (one line) otherwise.
+
+    Modes: RGB as is; grayscale, palette, CMYK, YCbCr and the alpha modes (alpha dropped)
+    through Pillow's ``convert("RGB")``; 16-bit grayscale (``I;16*``, and ``I`` holding
+    0..65535) scaled to 8 bits as ``round(v * 255 / 65535)``; 32-bit float (``F``) and other
+    modes are refused. Images over :data:`edge_sam_sdk.processing.MAX_IMAGE_PIXELS` are
+    refused before they are decoded (Pillow's decompression-bomb check included).
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import InputError
+    from .processing import MAX_IMAGE_PIXELS
+
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise InputError(f"{path} is {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS} "
+                                     f"({MAX_IMAGE_PIXELS / 1e6:.0f} MP); downscale it first")
+                return _to_rgb(im, path)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read {path} as an image: {exc}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not an image file") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path} is too large to decode safely (Pillow's decompression-bomb limit); "
+                         "downscale it first") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read {path} as an image: {' '.join(str(exc).split())}") from None
+
+
+def _to_rgb(im: object, path: str | Path) -> np.ndarray:
+    from PIL import Image
+
+    from .errors import InputError
+
+    assert isinstance(im, Image.Image)
+    if im.mode == "RGB":
+        return np.asarray(im)
+    if im.mode in _MODES_16 or im.mode == "I":
+        values = np.asarray(im).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise InputError(f"{path}: 32-bit integer pixels outside 0..65535 are not supported")
+        gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if im.mode in ("1", "L", "LA", "P", "PA", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr"):
+        return np.asarray(im.convert("RGB"))
+    raise InputError(f"{path}: image mode {im.mode!r} is not supported (convert it to 8-bit RGB first)")
 
 
 def demo_image(height: int = 600, width: int = 900) -> np.ndarray:

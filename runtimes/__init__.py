@@ -45,10 +45,13 @@ TARGET_BACKENDS = {info.target: name for name, info in BACKENDS.items()}
 
 
 def backend_for_target(target: str) -> str:
+    from edge_sam_sdk.errors import BundleError
+
     try:
         return TARGET_BACKENDS[target]
     except KeyError:
-        raise ValueError(f"no runtime backend for target {target!r}") from None
+        raise BundleError(f"no runtime backend for target {target!r}; "
+                          f"known: {sorted(TARGET_BACKENDS)}") from None
 
 
 def backend_class(name: str) -> Any:
@@ -95,7 +98,9 @@ def open_graph(path: str | Path, backend: str = "auto", **options: Any) -> Backe
     if backend == "auto":
         matches = [n for n, i in BACKENDS.items() if path.suffix in i.suffixes]
         if not matches:
-            raise ValueError(f"no backend runs {path.name!r} files")
+            from edge_sam_sdk.errors import InputError
+
+            raise InputError(f"no backend runs {path.name!r} files")
         backend = matches[0]
     instance: Backend = backend_class(backend)(path, **options)
     return instance

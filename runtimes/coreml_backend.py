@@ -55,7 +55,14 @@ class CoreMLBackend:
 
         self.path = Path(path)
         units = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])
-        self.model: Any = ct.models.MLModel(str(self.path), compute_units=units)
+        try:
+            self.model: Any = ct.models.MLModel(str(self.path), compute_units=units)
+        except Exception as exc:  # coremltools raises anything from RuntimeError to protobuf errors
+            from edge_sam_sdk.errors import BundleError
+
+            reason = " ".join(str(exc).split())[:300]
+            raise BundleError(f"{self.path.name} is not a loadable Core ML package ({reason}); "
+                              "re-export the bundle") from None
         desc = self.model.get_spec().description
         self.inputs: list[str] = [f.name for f in desc.input]
         self.outputs: list[str] = [f.name for f in desc.output]

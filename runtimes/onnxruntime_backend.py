@@ -38,7 +38,15 @@ class OnnxRuntimeBackend:
             raise BackendNotAvailableError(
                 f"onnxruntime providers {unknown} are not available here (available: {available})")
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile...: onnxruntime's pybind errors
+            from edge_sam_sdk.errors import BundleError
+
+            reason = " ".join(str(exc).split())
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            raise BundleError(f"{self.path.name} is not a loadable ONNX graph ({type(exc).__name__}: "
+                              f"{reason}); re-export the bundle") from None
         self.inputs: list[str] = [i.name for i in self.session.get_inputs()]
         self.outputs: list[str] = [o.name for o in self.session.get_outputs()]
 

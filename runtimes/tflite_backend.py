@@ -85,10 +85,11 @@ class TfliteBackend:
             kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interpreter = module.Interpreter(**kwargs)
-        except ValueError as exc:
+        except (ValueError, RuntimeError) as exc:
             from edge_sam_sdk.errors import BundleError
 
-            raise BundleError(f"{self.path.name} is not a loadable TFLite model: {exc}") from None
+            reason = " ".join(str(exc).split())[:300]
+            raise BundleError(f"{self.path.name} is not a loadable TFLite model: {reason}") from None
         self.signatures = [_Signature(k, self.interpreter.get_signature_runner(k))
                            for k in self.interpreter.get_signature_list()]
         if not self.signatures:
