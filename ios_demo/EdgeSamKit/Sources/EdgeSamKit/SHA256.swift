@@ -1,12 +1,9 @@
 import Foundation
-#if canImport(CryptoKit)
-import CryptoKit
-#endif
 
 /// SHA-256 of files and folders, as the manifest records them (`edge_sam_sdk/bundle.py`):
 /// a file's hex digest, or for a folder (an `.mlpackage`) the digest over its files sorted by
 /// path (component by component, as Python sorts `Path`s) of each relative POSIX path followed
-/// by that file's hex digest. CryptoKit where it exists, a plain Swift SHA-256 elsewhere.
+/// by that file's hex digest. Plain Swift (FIPS 180-4), so the package needs Foundation only.
 public enum SHA256 {
     /// Hex digest of `data`.
     public static func hex(_ data: Data) -> String {
@@ -50,13 +47,6 @@ public enum SHA256 {
     }
 }
 
-#if canImport(CryptoKit)
-struct Hasher256 {
-    private var inner = CryptoKit.SHA256()
-    mutating func update(_ data: Data) { inner.update(data: data) }
-    func hexDigest() -> String { inner.finalize().map { String(format: "%02x", $0) }.joined() }
-}
-#else
 /// FIPS 180-4 SHA-256.
 struct Hasher256 {
     private static let k: [UInt32] = [
@@ -118,4 +108,3 @@ struct Hasher256 {
 
     private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }
-#endif
