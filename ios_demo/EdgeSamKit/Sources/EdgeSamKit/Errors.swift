@@ -50,6 +50,19 @@ public enum JSONValue: Decodable, Equatable, Sendable {
         return nil
     }
 
+    /// The Python type name of the value as `json.loads` gives it.
+    public var pyType: String {
+        switch self {
+        case .null: return "NoneType"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .double: return "float"
+        case .string: return "str"
+        case .array: return "list"
+        case .object: return "dict"
+        }
+    }
+
     /// Python's `repr` of the value as `json.loads` gives it (`'text'`, `2`, `True`, `None`).
     public var pyRepr: String {
         switch self {

@@ -116,8 +116,10 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var encoder: GraphInfo { graphs["encoder"]! }
     public var decoder: GraphInfo { graphs["decoder"]! }
 
-    /// Read and validate `folder/manifest.json` as `read_manifest` does (same checks, same
-    /// messages), then decode it. Rule names are checked too (`EdgeSamError.input`).
+    /// Read and validate `folder/manifest.json` as `read_manifest` does, then decode it: the
+    /// structural checks of `edge_sam_sdk/manifest_schema.py` with its messages (JSON object,
+    /// format version, required keys, rule names, files inside the bundle); other type and
+    /// range problems are reported with the decoder's description of them.
     public static func read(folder: URL) throws -> Manifest {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
@@ -139,29 +141,45 @@ public struct Manifest: Codable, Equatable, Sendable {
             throw EdgeSamError.bundle("\(path) is corrupt: \(describe(error))")
         }
         guard case .object(let top) = raw else {
-            throw EdgeSamError.bundle("\(path) is corrupt: expected a JSON object")
+            throw EdgeSamError.bundle("\(path) is corrupt: expected a JSON object, got \(raw.pyType)")
         }
-        let missing = required.filter { top[$0] == nil }
-        if !missing.isEmpty {
-            throw EdgeSamError.bundle("\(path) is corrupt: missing keys \(PyRepr.list(missing))")
-        }
-        if top["format_version"] != .int(formatVersion) {
-            throw EdgeSamError.bundle("\(path): unknown bundle format version \(top["format_version"]!.pyRepr) "
+        if let version = top["format_version"], version != .int(formatVersion) {
+            throw EdgeSamError.bundle("\(path): unknown bundle format version \(version.pyRepr) "
                 + "(this SDK reads version \(formatVersion)); re-export the bundle")
         }
+        // The schema's required keys (edge_sam_sdk/manifest_schema.py), first problem named.
+        var missing = required.filter { top[$0] == nil }
         for name in ["encoder", "decoder"] {
-            let g = top["graphs"]?[name]
-            guard case .object(let entry)? = g, entry["file"] != nil, entry["sha256"] != nil else {
-                throw EdgeSamError.bundle("\(path) is corrupt: graph \(PyRepr.string(name)) has no file/sha256 entry")
+            if case .object(let entry)? = top["graphs"]?[name] {
+                missing += ["file", "sha256", "inputs", "outputs"].filter { entry[$0] == nil }.map { "graphs.\(name).\($0)" }
+            } else if top["graphs"] != nil {
+                missing.append("graphs.\(name)")
+            }
+        }
+        if let first = missing.first {
+            let more = missing.count > 1 ? " (and \(missing.count - 1) more problem\(missing.count > 2 ? "s" : ""))" : ""
+            throw EdgeSamError.bundle("\(path) is invalid: \(first): required key is missing\(more)")
+        }
+        if case .object(let processing)? = top["processing"] {
+            let rules: [(String, [String])] = [
+                ("resize", ProcessingSpec.resizeRules), ("interpolation", ProcessingSpec.interpolations),
+                ("pad_point", ProcessingSpec.padPointRules), ("postprocess", ProcessingSpec.postprocessRules),
+                ("mask_interpolation", ProcessingSpec.maskRules)]
+            for (key, known) in rules {
+                if case .string(let value)? = processing[key], !known.contains(value) {
+                    let choices = known.dropLast().map(PyRepr.string).joined(separator: ", ") + " or "
+                        + PyRepr.string(known.last!)
+                    throw EdgeSamError.bundle("\(path) is invalid: processing.\(key): Input should be \(choices)")
+                }
             }
         }
         let manifest: Manifest
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: data)
-        } catch let error as EdgeSamError {
-            throw error
+        } catch EdgeSamError.input(let message) {
+            throw EdgeSamError.bundle("\(path) is invalid: processing: \(message)")
         } catch {
-            throw EdgeSamError.bundle("\(path) is corrupt: \(describe(error))")
+            throw EdgeSamError.bundle("\(path) is invalid: \(describe(error))")
         }
         for name in manifest.graphs.keys.sorted() {
             let g = manifest.graphs[name]!
@@ -189,7 +207,7 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// `verify_files`: every graph file (and data file) exists with the recorded sha256
     /// (folders such as `.mlpackage` hashed as `sha256_tree` does).
     public static func verifyFiles(folder: URL, manifest: Manifest) throws {
-        for name in manifest.graphs.keys.sorted() {
+        for name in ["encoder", "decoder"] + manifest.graphs.keys.sorted().filter({ $0 != "encoder" && $0 != "decoder" }) {
             let g = manifest.graphs[name]!
             let entries = [(g.file, g.sha256)] + (g.dataFiles ?? []).map { ($0.file, $0.sha256) }
             for (file, digest) in entries {

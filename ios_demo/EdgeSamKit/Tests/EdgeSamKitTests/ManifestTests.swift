@@ -51,9 +51,10 @@ final class ManifestTests: XCTestCase {
 
     func testSchemaErrors() throws {
         assertBundleErrorPrefix(Data("{".utf8), "b/manifest.json is corrupt: ")
-        assertBundleError(Data("[1]".utf8), "b/manifest.json is corrupt: expected a JSON object")
+        assertBundleError(Data("[1]".utf8), "b/manifest.json is corrupt: expected a JSON object, got list")
         assertBundleError(try edited { $0["graphs"] = nil; $0["target"] = nil },
-                          "b/manifest.json is corrupt: missing keys ['target', 'graphs']")
+                          "b/manifest.json is invalid: target: required key is missing (and 1 more problem)")
+        assertBundleError(try edited { $0["target"] = nil }, "b/manifest.json is invalid: target: required key is missing")
         assertBundleError(try edited { $0["format_version"] = 2 },
                           "b/manifest.json: unknown bundle format version 2 (this SDK reads version 1); re-export the bundle")
         assertBundleError(try edited { $0["format_version"] = "1" },
@@ -64,7 +65,7 @@ final class ManifestTests: XCTestCase {
             decoder["sha256"] = nil
             graphs["decoder"] = decoder
             $0["graphs"] = graphs
-        }, "b/manifest.json is corrupt: graph 'decoder' has no file/sha256 entry")
+        }, "b/manifest.json is invalid: graphs.decoder.sha256: required key is missing")
     }
 
     func testFilesStayInsideTheBundle() throws {
@@ -106,10 +107,14 @@ final class ManifestTests: XCTestCase {
         XCTAssertThrowsError(try decode(#"{"resize": "stretch"}"#)) {
             XCTAssertEqual($0 as? EdgeSamError, .input("resize 'stretch' needs postprocess 'resize' (nothing to crop)"))
         }
-        // A rule error inside a manifest stays an input error, as ProcessingSpec.from_dict raises.
-        let bad = try edited { $0["processing"] = ["postprocess": "blur"] }
-        XCTAssertThrowsError(try Manifest.decode(bad)) {
-            XCTAssertEqual($0 as? EdgeSamError, .input("unknown postprocess 'blur'; known: ['crop_low_res', 'resize', 'sam']"))
+        // Inside a manifest, rule errors are the schema's (bundle errors naming the key).
+        XCTAssertThrowsError(try Manifest.decode(try edited { $0["processing"] = ["postprocess": "blur"] })) {
+            XCTAssertEqual($0 as? EdgeSamError, .bundle("manifest.json is invalid: processing.postprocess: Input should "
+                + "be 'sam', 'crop_low_res' or 'resize'"))
+        }
+        XCTAssertThrowsError(try Manifest.decode(try edited { $0["processing"] = ["resize": "stretch"] })) {
+            XCTAssertEqual($0 as? EdgeSamError, .bundle("manifest.json is invalid: processing: resize 'stretch' needs "
+                + "postprocess 'resize' (nothing to crop)"))
         }
     }
 
@@ -126,7 +131,7 @@ final class ManifestTests: XCTestCase {
         try coremlManifest().write(to: tmp.appendingPathComponent("manifest.json"))
         let m = try Manifest.read(folder: tmp)
         XCTAssertThrowsError(try Manifest.verifyFiles(folder: tmp, manifest: m)) {
-            XCTAssertEqual($0 as? EdgeSamError, .bundle("bundle \(tmp.path): decoder file 'decoder.mlpackage' is missing"))
+            XCTAssertEqual($0 as? EdgeSamError, .bundle("bundle \(tmp.path): encoder file 'encoder.mlpackage' is missing"))
         }
     }
 }
