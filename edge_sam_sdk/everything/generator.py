@@ -28,37 +28,12 @@ from ..bundle import Bundle
 from ..errors import InputError
 from ..predictor import SamPredictor
 from . import mask_ops as M
+from . import settings as S
+from .candidates import MODES, CropContext, MaskSet
+from .upscale import MaskUpscaler
 
 SAMPLINGS = ("grid", "hierarchical", "boxes")
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-_CHUNK = 8  # masks upscaled to the crop's size at once (each HxW float32)
-
-
-class _MaskSet:
-    """Kept masks as RLE counts (original-image frame) with their per-mask fields."""
-
-    def __init__(self) -> None:
-        self.rles: list[np.ndarray] = []
-        self.boxes: list[np.ndarray] = []  # XYXY int64, original frame
-        self.iou: list[float] = []
-        self.stability: list[float] = []
-        self.points: list[np.ndarray] = []  # Px2 prompt points (a box: its 2 corners)
-        self.crop_boxes: list[list[int]] = []
-
-    def __len__(self) -> int:
-        return len(self.rles)
-
-    def extend(self, other: _MaskSet) -> None:
-        for name in vars(self):
-            getattr(self, name).extend(getattr(other, name))
-
-    def select(self, keep: np.ndarray) -> None:
-        for name in vars(self):
-            values = getattr(self, name)
-            setattr(self, name, [values[int(i)] for i in keep])
-
-    def box_array(self) -> np.ndarray:
-        return np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)
 
 
 class AutomaticMaskGenerator:
@@ -112,53 +87,55 @@ class AutomaticMaskGenerator:
         sampling: str = "grid",
         high_score_thresh: float = 8.5,
         progress: Callable[[str], None] | None = None,
+        mode: str = "exact",
+        memory_budget: int = 256 << 20,
     ) -> None:
         if sampling not in SAMPLINGS:
             raise InputError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
         if output_mode not in OUTPUT_MODES:
             raise InputError(f"unknown output_mode {output_mode!r}; choose one of {list(OUTPUT_MODES)}")
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
         if sampling != "boxes" and (points_per_side is None) == (point_grids is None):
             raise InputError("give exactly one of points_per_side or point_grids "
                              "(pass points_per_side=None with point_grids)")
-        if sampling == "hierarchical" and (points_per_side is None or points_per_side < 4):
+        self.points_per_batch = S.as_int("points_per_batch", points_per_batch, 1, S.MAX_POINTS_PER_BATCH)
+        self.crop_n_layers = S.as_int("crop_n_layers", crop_n_layers, 0)
+        self.crop_n_points_downscale_factor = S.as_int("crop_n_points_downscale_factor",
+                                                       crop_n_points_downscale_factor, 1)
+        pps = None if points_per_side is None else S.as_int("points_per_side", points_per_side, 1)
+        if sampling == "hierarchical" and (pps is None or pps < 4):
             raise InputError("sampling='hierarchical' needs points_per_side >= 4 (the dense grid; "
                              "the first pass uses points_per_side // 4)")
-        if sampling == "boxes" and crop_n_layers:
+        if sampling == "boxes" and self.crop_n_layers:
             raise InputError("sampling='boxes' runs on the whole image: crop_n_layers must be 0")
-        if int(points_per_batch) < 1 or int(crop_n_layers) < 0 or int(crop_n_points_downscale_factor) < 1:
-            raise InputError("points_per_batch and crop_n_points_downscale_factor must be >= 1, "
-                             "crop_n_layers >= 0")
-        if point_grids is not None:
-            point_grids = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in point_grids]
-            if len(point_grids) != crop_n_layers + 1:
-                raise InputError(f"point_grids needs one grid per crop layer ({crop_n_layers + 1}), "
-                                 f"got {len(point_grids)}")
-            self.point_grids = point_grids
-        elif points_per_side is not None:
-            if int(points_per_side) < 1:
-                raise InputError(f"points_per_side must be >= 1, got {points_per_side}")
-            self.point_grids = M.build_all_layer_point_grids(int(points_per_side), int(crop_n_layers),
-                                                             int(crop_n_points_downscale_factor))
+        grids = None if point_grids is None else S.check_point_grids(point_grids, self.crop_n_layers)
+        S.check_work(pps, self.crop_n_layers, self.crop_n_points_downscale_factor, grids, sampling)
+        if grids is not None:
+            self.point_grids = grids
+        elif pps is not None:
+            self.point_grids = M.build_all_layer_point_grids(pps, self.crop_n_layers,
+                                                             self.crop_n_points_downscale_factor)
         else:
             self.point_grids = []
+        self.pred_iou_thresh = S.as_float("pred_iou_thresh", pred_iou_thresh, 0.0)
+        self.stability_score_thresh = S.as_float("stability_score_thresh", stability_score_thresh, 0.0, 1.0)
+        self.stability_score_offset = S.as_float("stability_score_offset", stability_score_offset, 0.0)
+        self.box_nms_thresh = S.as_float("box_nms_thresh", box_nms_thresh, 0.0, 1.0)
+        self.crop_nms_thresh = S.as_float("crop_nms_thresh", crop_nms_thresh, 0.0, 1.0)
+        self.crop_overlap_ratio = S.as_float("crop_overlap_ratio", crop_overlap_ratio, 0.0, 0.99)
+        self.min_mask_region_area = S.as_int("min_mask_region_area", min_mask_region_area, 0)
+        self.high_score_thresh = S.as_float("high_score_thresh", high_score_thresh)
+        self.memory_budget = S.as_int("memory_budget", memory_budget, 0)
         self.predictor = (bundle_or_predictor if isinstance(bundle_or_predictor, SamPredictor)
                           else SamPredictor(bundle_or_predictor))
-        self.points_per_side = points_per_side
-        self.points_per_batch = int(points_per_batch)
-        self.pred_iou_thresh = float(pred_iou_thresh)
-        self.stability_score_thresh = float(stability_score_thresh)
-        self.stability_score_offset = float(stability_score_offset)
-        self.box_nms_thresh = float(box_nms_thresh)
-        self.crop_n_layers = int(crop_n_layers)
-        self.crop_nms_thresh = float(crop_nms_thresh)
-        self.crop_overlap_ratio = float(crop_overlap_ratio)
-        self.crop_n_points_downscale_factor = int(crop_n_points_downscale_factor)
-        self.min_mask_region_area = int(min_mask_region_area)
+        self.points_per_side = pps
         self.output_mode = output_mode
         self.sampling = sampling
-        self.high_score_thresh = float(high_score_thresh)
+        self.mode = mode
         self.progress = progress
         self.stats: dict[str, Any] = {}
+        self._upscalers: dict[tuple[int, int], MaskUpscaler] = {}
 
     # ---------------------------------------------------------------------------- public
     def generate(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -181,7 +158,7 @@ class AutomaticMaskGenerator:
         else:
             crop_boxes, layers = M.generate_crop_boxes((orig_h, orig_w), self.crop_n_layers,
                                                        self.crop_overlap_ratio)
-            data = _MaskSet()
+            data = MaskSet()
             for i, (crop_box, layer) in enumerate(zip(crop_boxes, layers, strict=True)):
                 self._say(f"crop {i + 1}/{len(crop_boxes)} (layer {layer}): {crop_box}")
                 data.extend(self._process_crop(image, crop_box, layer))
@@ -225,58 +202,89 @@ class AutomaticMaskGenerator:
             raise InputError("boxes must be XYXY with x1 >= x0 and y1 >= y0")
         return arr
 
-    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer: int) -> _MaskSet:
+    def _context(self, crop_box: list[int], orig_size: tuple[int, int]) -> CropContext:
+        size = self.predictor.original_size
+        if size not in self._upscalers:  # one per crop size: its operators and groups
+            spec = self.predictor.spec
+            self._upscalers = {size: MaskUpscaler(spec.low_res_size, size, spec)}
+        return CropContext(crop_box, orig_size, self._upscalers[size], self.pred_iou_thresh,
+                           self.stability_score_thresh, self.stability_score_offset,
+                           self.predictor.spec.mask_threshold, self.mode, self.memory_budget)
+
+    def _finish_crop(self, ctx: CropContext, data: MaskSet) -> MaskSet:
+        """Box NMS within the crop, then the survivors' RLE; the predictor's image is reset."""
+        try:
+            if len(data):
+                data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
+            ctx.encode_survivors(data)
+        finally:
+            ctx.store.close()
+            self.predictor.reset_image()
+        return data
+
+    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer: int) -> MaskSet:
         x0, y0, x1, y1 = crop_box
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         self._set_image(crop)
+        ctx = self._context(crop_box, image.shape[:2])
         h, w = crop.shape[:2]
         scale = np.array([[w, h]], dtype=np.float64)
-        if self.sampling == "grid":
-            data = self._run_points(self.point_grids[layer] * scale, crop_box, image.shape[:2])
-        else:
-            assert self.points_per_side is not None
-            side = max(1, int(self.points_per_side / self.crop_n_points_downscale_factor ** layer))
-            sparse = M.build_point_grid(max(1, side // 4)) * scale
-            coverage = np.zeros((h, w), dtype=bool)
-            data = self._run_points(sparse, crop_box, image.shape[:2], coverage)
-            dense = M.hierarchical_points(sparse, coverage, side)
-            self._say(f"  hierarchical: {len(sparse)} sparse points covered {coverage.mean():.0%} "
-                      f"of the crop; {len(dense)} dense points left")
-            data.extend(self._run_points(dense, crop_box, image.shape[:2]))
-            self.stats["sparse_prompts"] += len(sparse)
-            self.stats["dense_prompts"] += len(dense)
-        if len(data):
-            data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
-        self.predictor.reset_image()
-        return data
+        try:
+            if self.sampling == "grid":
+                data = self._run_points(ctx, self.point_grids[layer] * scale)
+            else:
+                assert self.points_per_side is not None
+                side = max(1, int(self.points_per_side / self.crop_n_points_downscale_factor ** layer))
+                sparse = M.build_point_grid(max(1, side // 4)) * scale
+                cand = M.hierarchical_candidates(sparse, (h, w), side)
+                covered = np.zeros(len(cand), dtype=bool)
+                data = self._run_points(ctx, sparse, cand.astype(np.int64), covered)
+                dense = cand[~covered]
+                share = covered.mean() if len(cand) else 0.0
+                self._say(f"  hierarchical: {len(sparse)} sparse points covered {share:.0%} of the dense "
+                          f"candidates; {len(dense)} dense points left")
+                data.extend(self._run_points(ctx, dense))
+                self.stats["sparse_prompts"] += len(sparse)
+                self.stats["dense_prompts"] += len(dense)
+        except BaseException:
+            ctx.store.close()
+            self.predictor.reset_image()
+            raise
+        return self._finish_crop(ctx, data)
 
-    def _run_points(self, points: np.ndarray, crop_box: list[int], orig_size: tuple[int, ...],
-                    coverage: np.ndarray | None = None) -> _MaskSet:
-        data = _MaskSet()
+    def _run_points(self, ctx: CropContext, points: np.ndarray, coverage_points: np.ndarray | None = None,
+                    covered: np.ndarray | None = None) -> MaskSet:
+        data = MaskSet()
         n = len(points)
         n_batches = -(-n // self.points_per_batch)
         for b, start in enumerate(range(0, n, self.points_per_batch)):
             pts = points[start:start + self.points_per_batch]
             low, iou = self._decode(points=pts)
             self._say(f"  batch {b + 1}/{n_batches}: {len(pts)} points")
-            data.extend(self._process_batch(low, iou, pts[:, None, :], crop_box, orig_size, coverage))
+            part, cov = ctx.process_batch(low, iou, pts[:, None, :], coverage_points, self.high_score_thresh)
+            if covered is not None and cov is not None:
+                covered |= cov
+            data.extend(part)
         return data
 
-    def _process_boxes(self, image: np.ndarray, boxes: np.ndarray) -> _MaskSet:
+    def _process_boxes(self, image: np.ndarray, boxes: np.ndarray) -> MaskSet:
         if not len(boxes):
-            return _MaskSet()
+            return MaskSet()
         self._set_image(image)
         h, w = image.shape[:2]
-        data = _MaskSet()
-        for start in range(0, len(boxes), self.points_per_batch):
-            chunk = boxes[start:start + self.points_per_batch]
-            low, iou = self._decode(boxes=chunk)
-            self._say(f"  boxes {start + 1}-{start + len(chunk)} of {len(boxes)}")
-            data.extend(self._process_batch(low, iou, chunk.reshape(-1, 2, 2), [0, 0, w, h], (h, w)))
-        if len(data):
-            data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
-        self.predictor.reset_image()
-        return data
+        ctx = self._context([0, 0, w, h], (h, w))
+        data = MaskSet()
+        try:
+            for start in range(0, len(boxes), self.points_per_batch):
+                chunk = boxes[start:start + self.points_per_batch]
+                low, iou = self._decode(boxes=chunk)
+                self._say(f"  boxes {start + 1}-{start + len(chunk)} of {len(boxes)}")
+                data.extend(ctx.process_batch(low, iou, chunk.reshape(-1, 2, 2))[0])
+        except BaseException:
+            ctx.store.close()
+            self.predictor.reset_image()
+            raise
+        return self._finish_crop(ctx, data)
 
     def _set_image(self, image: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -303,51 +311,7 @@ class AutomaticMaskGenerator:
         self.stats["decoder_prompts"] += batch
         return low, iou
 
-    def _process_batch(self, low: np.ndarray, iou: np.ndarray, prompts: np.ndarray, crop_box: list[int],
-                       orig_size: tuple[int, ...], coverage: np.ndarray | None = None) -> _MaskSet:
-        """Filter, threshold and encode one decoder run's masks (``BxCxLxL``, scores ``BxC``,
-        prompts ``BxPx2`` in the crop's pixels), as segment-anything's ``_process_batch``."""
-        spec = self.predictor.spec
-        crop_size = self.predictor.original_size
-        n_tokens = low.shape[1]
-        low = low.reshape((-1,) + low.shape[2:])
-        iou = np.asarray(iou, dtype=np.float32).reshape(-1)
-        prompts = np.repeat(prompts, n_tokens, axis=0)
-        x0, y0 = crop_box[0], crop_box[1]
-        offset = np.array([x0, y0, x0, y0], dtype=np.int64)
-        orig_h, orig_w = int(orig_size[0]), int(orig_size[1])
-        whole = list(crop_box) == [0, 0, orig_w, orig_h]
-        idx = np.arange(iou.size)
-        if self.pred_iou_thresh > 0.0:
-            idx = idx[iou > self.pred_iou_thresh]
-        data = _MaskSet()
-        for start in range(0, idx.size, _CHUNK):
-            sel = idx[start:start + _CHUNK]
-            logits = P.postprocess_masks(low[sel], crop_size, spec)
-            stability = M.stability_score(logits, spec.mask_threshold, self.stability_score_offset)
-            keep = np.ones(sel.size, dtype=bool)
-            if self.stability_score_thresh > 0.0:
-                keep = stability >= self.stability_score_thresh
-            masks = logits > spec.mask_threshold
-            boxes = M.batched_mask_to_box(masks) + offset
-            keep &= ~M.is_box_near_crop_edge(boxes, crop_box, [0, 0, orig_w, orig_h])
-            for j in np.flatnonzero(keep):
-                if coverage is not None:
-                    coverage |= logits[j] > self.high_score_thresh
-                if whole:
-                    full = masks[j]
-                else:
-                    full = np.zeros((orig_h, orig_w), dtype=bool)
-                    full[y0:y0 + masks.shape[1], x0:x0 + masks.shape[2]] = masks[j]
-                data.rles.append(M.rle_counts(full))
-                data.boxes.append(boxes[j])
-                data.iou.append(float(iou[sel[j]]))
-                data.stability.append(float(stability[j]))
-                data.points.append(prompts[sel[j]] + offset[:2])
-                data.crop_boxes.append(list(crop_box))
-        return data
-
-    def _remove_small_regions(self, data: _MaskSet, size: tuple[int, int]) -> None:
+    def _remove_small_regions(self, data: MaskSet, size: tuple[int, int]) -> None:
         """Fill small holes, drop small islands, then box NMS preferring unchanged masks
         (segment-anything's ``postprocess_small_regions``); one mask decoded at a time."""
         scores, new_rles, new_boxes = [], list(data.rles), list(data.boxes)
@@ -364,7 +328,7 @@ class AutomaticMaskGenerator:
         data.select(M.nms(data.box_array(), np.asarray(scores, np.float32),
                           max(self.box_nms_thresh, self.crop_nms_thresh)))
 
-    def _records(self, data: _MaskSet, size: tuple[int, int]) -> list[dict[str, Any]]:
+    def _records(self, data: MaskSet, size: tuple[int, int]) -> list[dict[str, Any]]:
         records = []
         h, w = size
         for i, counts in enumerate(data.rles):

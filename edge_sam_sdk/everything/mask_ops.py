@@ -58,18 +58,24 @@ def generate_crop_boxes(im_size: tuple[int, int], n_layers: int,
     return boxes, layers
 
 
-def hierarchical_points(sparse: np.ndarray, coverage: np.ndarray, dense_per_side: int) -> np.ndarray:
-    """TinySAM's second-pass prompts: around each sparse point ``(x, y)`` (pixels), the 4x4
+def hierarchical_candidates(sparse: np.ndarray, size: tuple[int, int], dense_per_side: int) -> np.ndarray:
+    """TinySAM's second-pass candidates: around each sparse point ``(x, y)`` (pixels), the 4x4
     block of dense-grid offsets ``{-1, 0, 1, 2} x stride`` (stride ``size // dense_per_side``,
-    at least 1, per axis) less the point itself, kept where inside the image and not covered by
-    ``coverage`` (``HxW`` bool, first-pass confident masks). Returns ``Mx2``."""
-    h, w = coverage.shape
+    at least 1, per axis) less the point itself, kept where inside the ``size`` ``(h, w)``
+    image. Returns ``Mx2`` float64 pixels."""
+    h, w = int(size[0]), int(size[1])
     stride = np.array([max(1, w // dense_per_side), max(1, h // dense_per_side)], dtype=np.float64)
     steps = (-1, 0, 1, 2)
     offsets = np.array([(dx, dy) for dy in steps for dx in steps if (dx, dy) != (0, 0)], np.float64)
     cand = (sparse[:, None, :] + offsets[None] * stride).reshape(-1, 2)
     inside = np.all((cand >= 0) & (cand < np.array([w, h])), axis=1)
-    cand = cand[inside]
+    return cand[inside]
+
+
+def hierarchical_points(sparse: np.ndarray, coverage: np.ndarray, dense_per_side: int) -> np.ndarray:
+    """:func:`hierarchical_candidates` not covered by ``coverage`` (``HxW`` bool, first-pass
+    confident masks) at their integer pixel. Returns ``Mx2``."""
+    cand = hierarchical_candidates(sparse, coverage.shape, dense_per_side)
     xi, yi = cand[:, 0].astype(np.int64), cand[:, 1].astype(np.int64)
     return cand[~coverage[yi, xi]]
 
