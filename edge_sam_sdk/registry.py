@@ -41,6 +41,12 @@ class CheckpointPart:
 class CheckpointSpec:
     """Where users get an official checkpoint and how its state dict is stored.
 
+    ``files`` are the official file names (alternatives of one checkpoint, or NanoSAM's
+    parts); ``url`` is the page that publishes them. ``downloads`` maps a file name to its
+    direct download URL (a file without one, e.g. Google-Drive-only SlimSAM, is fetched by
+    hand); ``zipped`` names files whose download is a zip archive holding that file
+    (EfficientSAM ViT-S). ``sha256`` and ``size`` hold the official file's digest and
+    byte count where a source records them (absent: unknown, never guessed).
     ``wrapper`` is the key under which the file nests the state dict (``None``: the file
     is the state dict itself). ``prefix`` is prepended to every file key to reach the
     model's key names (``""`` when they already match). A variant whose weights come
@@ -59,6 +65,16 @@ class CheckpointSpec:
     parts: tuple[CheckpointPart, ...] = ()
     ignore: tuple[str, ...] = ()
     wrapper_optional: bool = False
+    downloads: dict[str, str] = field(default_factory=dict)
+    size: dict[str, int] = field(default_factory=dict)
+    zipped: tuple[str, ...] = ()
+
+    def official_files(self) -> tuple[str, ...]:
+        """The files ``--checkpoint official`` stands for: every part of an assembled
+        checkpoint, else the first downloadable alternative (else the first file)."""
+        if self.parts:
+            return tuple(p.file for p in self.parts)
+        return (next((f for f in self.files if f in self.downloads), self.files[0]),)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from .processing import ProcessingSpec
 from .registry import CheckpointPart, CheckpointSpec, VariantSpec, register_variant
 
 _SAM_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
+_MOBILE_SAM_PT = "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt"
 
 
 #: sha256 of the official files as published (cross-checked against several public sources).
@@ -16,14 +17,40 @@ _SHA256 = {
     "sam_vit_l_0b3195.pth": "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
     "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
     "mobile_sam.pt": "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+    "sam2.1_hiera_tiny.pt": "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+    "sam2.1_hiera_small.pt": "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+    "sam2.1_hiera_base_plus.pt": "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+    "sam2.1_hiera_large.pt": "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
 }
+
+#: Byte counts of the official files (same sources; the fetcher checks them before hashing).
+_SIZE = {
+    "sam_vit_b_01ec64.pth": 375_042_383,
+    "sam_vit_l_0b3195.pth": 1_249_524_607,
+    "sam_vit_h_4b8939.pth": 2_564_550_879,
+    "mobile_sam.pt": 40_728_226,
+    "sam2.1_hiera_tiny.pt": 156_008_466,
+    "sam2.1_hiera_small.pt": 184_416_285,
+    "sam2.1_hiera_base_plus.pt": 323_606_802,
+    "sam2.1_hiera_large.pt": 898_083_611,
+}
+
+
+def _official_sha256(file: str) -> dict[str, str]:
+    return {file: _SHA256[file]} if file in _SHA256 else {}
+
+
+def _official_size(file: str) -> dict[str, int]:
+    return {file: _SIZE[file]} if file in _SIZE else {}
 
 
 def _sam_vit(size: str, file: str, description: str) -> VariantSpec:
     return VariantSpec(
         name=f"sam_vit_{size}",
         family="sam",
-        checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL, sha256={file: _SHA256[file]}),
+        checkpoint=CheckpointSpec(files=(file,), url=_SAM_URL, sha256=_official_sha256(file),
+                                  size=_official_size(file),
+                                  downloads={file: f"https://dl.fbaipublicfiles.com/segment_anything/{file}"}),
         license="Apache-2.0",
         builder=f"edge_sam_sdk.exporters.models.builders:sam_vit_{size}",
         description=description,
@@ -49,6 +76,7 @@ def _slimsam(ratio: int, dims: str) -> VariantSpec:
     return VariantSpec(
         name=f"slimsam_{ratio}",
         family="slimsam",
+        # Published on Google Drive only (no direct download): fetched by hand.
         checkpoint=CheckpointSpec(files=(f"SlimSAM-{ratio}-uniform.pth",),
                                   url="https://github.com/czg1225/SlimSAM#model-checkpoints"),
         license="Apache-2.0",
@@ -72,8 +100,10 @@ def tinysam() -> VariantSpec:
     return VariantSpec(
         name="tinysam",
         family="tinysam",
-        checkpoint=CheckpointSpec(files=("tinysam_42.3.pth", "tinysam.pth"),
-                                  url="https://github.com/xinghaochen/TinySAM"),
+        checkpoint=CheckpointSpec(
+            files=("tinysam_42.3.pth", "tinysam.pth"), url="https://github.com/xinghaochen/TinySAM",
+            downloads={f: f"https://github.com/xinghaochen/TinySAM/releases/download/{tag}/{f}"
+                       for f, tag in (("tinysam_42.3.pth", "3.0"), ("tinysam.pth", "1.0"))}),
         license="Apache-2.0",
         builder="edge_sam_sdk.exporters.models.builders:tinysam",
         description="TinySAM: TinyViT-5M (MobileSAM's architecture), full-stage distillation; "
@@ -90,7 +120,8 @@ def mobile_sam() -> VariantSpec:
         checkpoint=CheckpointSpec(
             files=("mobile_sam.pt",),
             url="https://github.com/ChaoningZhang/MobileSAM/tree/master/weights",
-            sha256={"mobile_sam.pt": _SHA256["mobile_sam.pt"]},
+            downloads={"mobile_sam.pt": _MOBILE_SAM_PT}, sha256=_official_sha256("mobile_sam.pt"),
+            size=_official_size("mobile_sam.pt"),
         ),
         license="Apache-2.0",
         builder="edge_sam_sdk.exporters.models.builders:mobile_sam",
@@ -107,7 +138,9 @@ def nanosam() -> VariantSpec:
             files=("checkpoint.pth", "mobile_sam.pt"),
             url="https://github.com/NVIDIA-AI-IOT/nanosam (encoder: tools/train.py output; "
                 "decoder: MobileSAM's mobile_sam.pt)",
-            sha256={"mobile_sam.pt": _SHA256["mobile_sam.pt"]},
+            # NVIDIA publishes the encoder as ONNX only: checkpoint.pth has no download.
+            downloads={"mobile_sam.pt": _MOBILE_SAM_PT}, sha256=_official_sha256("mobile_sam.pt"),
+            size=_official_size("mobile_sam.pt"),
             parts=(CheckpointPart("checkpoint.pth", wrapper="model", prefix="image_encoder."),
                    CheckpointPart("mobile_sam.pt", keep=("prompt_encoder.", "mask_decoder."))),
         ),
@@ -127,7 +160,8 @@ def _edge_sam(name: str, file: str, description: str) -> VariantSpec:
         family="edge_sam",
         checkpoint=CheckpointSpec(
             files=(file,),
-            url=f"https://huggingface.co/spaces/chongzhou/EdgeSAM/resolve/main/weights/{file}",
+            url="https://github.com/chongzhou96/EdgeSAM#checkpoints",
+            downloads={file: f"https://huggingface.co/spaces/chongzhou/EdgeSAM/resolve/main/weights/{file}"},
             ignore=("fpn.", "rpn_head."),  # only in RPN builds; the official loader is non-strict
         ),
         license="NTU S-Lab License 1.0",
@@ -154,8 +188,9 @@ def repvit_sam() -> VariantSpec:
     return VariantSpec(
         name="repvit_sam",
         family="repvit_sam",
-        checkpoint=CheckpointSpec(files=("repvit_sam.pt",),
-                                  url="https://github.com/THU-MIG/RepViT/releases/download/v1.0/repvit_sam.pt"),
+        checkpoint=CheckpointSpec(
+            files=("repvit_sam.pt",), url="https://github.com/THU-MIG/RepViT/tree/main/sam",
+            downloads={"repvit_sam.pt": "https://github.com/THU-MIG/RepViT/releases/download/v1.0/repvit_sam.pt"}),
         license="Apache-2.0",
         builder="edge_sam_sdk.exporters.models.builders:repvit_sam",
         description="RepViT-SAM: RepViT-m2.3 encoder (stride 16), SAM decoder",
@@ -168,8 +203,8 @@ def _efficientvit_sam(size: str, input_size: int, description: str) -> VariantSp
         name=f"efficientvit_sam_{size}",
         family="efficientvit_sam",
         checkpoint=CheckpointSpec(
-            files=(file,),
-            url=f"https://huggingface.co/mit-han-lab/efficientvit-sam/resolve/main/{file}",
+            files=(file,), url="https://huggingface.co/mit-han-lab/efficientvit-sam",
+            downloads={file: f"https://huggingface.co/mit-han-lab/efficientvit-sam/resolve/main/{file}"},
             wrapper="state_dict", wrapper_optional=True,
         ),
         license="Apache-2.0",
@@ -193,14 +228,20 @@ for _size, (_px, _text) in _EFFICIENTVIT_SAM.items():
     register_variant(functools.partial(_efficientvit_sam, _size, _px, _text))
 
 
+_EFFICIENT_SAM_RAW = "https://github.com/yformer/EfficientSAM/raw/main/weights"
+
+
 def _efficient_sam(size: str, description: str) -> VariantSpec:
     file = f"efficient_sam_vit{size}.pt"
+    zipped = (file,) if size == "s" else ()  # over GitHub's 100 MB limit: the repository holds a zip
     return VariantSpec(
         name=f"efficient_sam_vit{size}",
         family="efficient_sam",
         checkpoint=CheckpointSpec(files=(file,), wrapper="model",
                                   url="https://github.com/yformer/EfficientSAM/tree/main/weights "
-                                      "(efficient_sam_vits.pt ships zipped: unzip it first)"),
+                                      "(efficient_sam_vits.pt ships zipped: unzip it first)",
+                                  downloads={file: f"{_EFFICIENT_SAM_RAW}/{file}" + ".zip" * len(zipped)},
+                                  zipped=zipped),
         license="Apache-2.0",
         builder=f"edge_sam_sdk.exporters.models.efficient_sam:efficient_sam_vit{size}",
         description=description,
@@ -235,7 +276,10 @@ def _sam2(size: str, description: str) -> VariantSpec:
         name=f"sam2_1_hiera_{size}",
         family="sam2",
         checkpoint=CheckpointSpec(files=(file,), wrapper="model", ignore=_SAM2_VIDEO_ONLY,
-                                  url=f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"),
+                                  sha256=_official_sha256(file),
+                                  size=_official_size(file),
+                                  url="https://github.com/facebookresearch/sam2#download-checkpoints",
+                                  downloads={file: f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"}),
         license="Apache-2.0",
         builder=f"edge_sam_sdk.exporters.models.sam2:sam2_1_hiera_{size}",
         description=description,
