@@ -250,8 +250,8 @@ def check_backend(target: str, backend: str, backends: dict[str, Any], defaults:
     if backend not in backends:
         raise BundleError(f"unknown backend {backend!r}; a {target} bundle runs with {default!r}")
     if backends[backend].target != target:
-        raise BundleError(f"backend {backend!r} runs {backends[backend].target} graphs; this is a {target} "
-                          f"bundle: use --backend {default} (or auto)")
+        raise BundleError(f"backend {backend!r} runs {backends[backend].target} graphs, this bundle's target "
+                          f"is {target}: use backend {default!r} (or auto)")
     return backend
 
 

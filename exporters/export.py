@@ -4,14 +4,25 @@ One pipeline for every target: build the model, let the target (:mod:`.targets`)
 each graph, check parity, and finish (reduced precision, engines, reports). The bundle is
 written into a temporary sibling folder and renamed into place only when every graph has
 been exported, checked and measured, so a failure leaves nothing behind.
+
+Ctrl-C (SIGINT) always stops an export and removes the temporary folder. Two things used to
+defeat it: a process started with SIGINT ignored (POSIX shells start background jobs of a
+non-interactive shell that way, and Python then installs no handler, so ``KeyboardInterrupt``
+is never raised), and libraries that swallow exceptions raised inside their callbacks.
+:func:`_interruptible` installs a handler for the export's duration that records the signal
+and raises ``KeyboardInterrupt``; the export checks the record between steps and before it
+renames the folder into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +84,8 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     spec = get_variant(variant)
     tgt = make_target(target, spec, precision, options, say)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeSamError(f"{out} exists and is a file, not a bundle folder; choose another --out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise EdgeSamError(f"{out} exists and is not empty; pass --overwrite to replace it")
     steps = tgt.steps
@@ -84,35 +97,86 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
     _check_official(spec, manifest["checkpoint"], say)
     specs = tgt.prepare(modules, graph_specs(spec), manifest)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        manifest["graphs"] = {}
-        for step, name in enumerate(("encoder", "decoder"), start=2):
-            file = name + tgt.suffix
-            say(f"[{step}/{steps}] exporting {name} graph to {target} ({file})")
-            facts = tgt.export_graph(name, modules[name], specs[name], tmp / file)
-            entry = specs[name].to_dict() | facts
-            entry["gflops"] = count_gflops(modules[name], specs[name])
-            entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
-            entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
-                                   for f in facts.get("data_files", [])]
-            manifest["graphs"][name] = entry
-        tgt.after_export(tmp, manifest)
-        say(f"[4/{steps}] checking parity of the exported graphs against torch")
-        manifest["export_parity"] = tgt.parity(tmp, manifest, modules, specs)
-        tgt.finish(tmp, manifest, modules, specs)
-        write_manifest(tmp, manifest)
-        tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
-        for f in tmp.rglob("*"):  # .mlpackage graphs are folders
-            f.chmod(0o755 if f.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _interruptible() as interrupted:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            manifest["graphs"] = {}
+            for step, name in enumerate(("encoder", "decoder"), start=2):
+                file = name + tgt.suffix
+                say(f"[{step}/{steps}] exporting {name} graph to {target} ({file})")
+                facts = tgt.export_graph(name, modules[name], specs[name], tmp / file)
+                interrupted.check()
+                entry = specs[name].to_dict() | facts
+                entry["gflops"] = count_gflops(modules[name], specs[name])
+                entry.update(file=file, precision=precision, sha256=sha256_tree(tmp / file))
+                entry["data_files"] = [{"file": f, "sha256": sha256_file(tmp / f)}
+                                       for f in facts.get("data_files", [])]
+                manifest["graphs"][name] = entry
+            tgt.after_export(tmp, manifest)
+            say(f"[4/{steps}] checking parity of the exported graphs against torch")
+            manifest["export_parity"] = tgt.parity(tmp, manifest, modules, specs)
+            interrupted.check()
+            tgt.finish(tmp, manifest, modules, specs)
+            write_manifest(tmp, manifest)
+            tmp.chmod(0o755)  # mkdtemp creates 0700; onnx writes external data 0600
+            for f in tmp.rglob("*"):  # .mlpackage graphs are folders
+                f.chmod(0o755 if f.is_dir() else 0o644)
+            interrupted.check()
+            _move_into_place(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     say(f"bundle written to {out}")
     return out
+
+
+class _Interrupts:
+    """Whether SIGINT arrived during the export (``check`` raises ``KeyboardInterrupt`` then)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[_Interrupts]:
+    """SIGINT raises ``KeyboardInterrupt`` during the block, even when the process started
+    with SIGINT ignored, and is remembered in case a library swallows the exception. Off the
+    main thread (where Python cannot set handlers) the block runs as is."""
+    state = _Interrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        state.seen = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an existing ``out`` (``--overwrite``) is
+    first renamed aside and removed only after the new one is in place."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    old.rmdir()
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_official(spec: VariantSpec, facts: dict[str, Any], say: Progress) -> None:

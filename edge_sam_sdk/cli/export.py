@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import read_manifest
     from ..exporters.export import export_bundle
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {args.out}: is a file; a bundle is a folder, choose another path")
     options = _target_options(args)
     t0 = time.perf_counter()
     out = export_bundle(args.variant, args.checkpoint, args.out, target=args.target,

@@ -1,7 +1,9 @@
 """The ``edgesam`` command line: list, export, predict, everything, verify, bench, vectors, demo,
 trt-check, trt-adopt (one module per subcommand in this package).
 
-Errors print one line (``edgesam: error: ...``) and exit with status 1 (2 for usage).
+Errors print one line (``edgesam: error: ...``) and exit with status 1 (2 for usage); every
+argument is checked before any work starts, outputs are written atomically, and Ctrl-C exits
+with status 130 leaving nothing half-written.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import EdgeSamError
 from . import bench, demo, everything, export, list_variants, predict, tensorrt, vectors, verify
+from .arguments import Parser, join_signed_values
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgesam", description=__doc__.splitlines()[0] if __doc__ else "")
+    p = Parser(prog="edgesam", description=__doc__.splitlines()[0] if __doc__ else "")
     p.add_argument("--version", action="version", version=f"edgesam {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in (list_variants, export, predict, everything, verify, bench, vectors):
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_signed_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.fn(args))
     except EdgeSamError as exc:
@@ -37,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgesam: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("edgesam: error: out of memory (a smaller image or fewer prompts per call?)", file=sys.stderr)
+        return 1
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        print(f"edgesam: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from .arguments import say
+from ..errors import InputError
+from .arguments import output_file, say, write_json
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ..bundle import read_manifest
+    from ..bundle import bundle_file, read_manifest
     from ..exporters.targets.tensorrt.readiness import check_file, format_report
 
+    json_path = output_file(args.json, "--json")
     path = Path(args.path)
     if path.suffix == ".onnx":
+        if not path.is_file():
+            raise InputError(f"{path}: no such ONNX file")
         files = {path.name: path}
     else:
         graphs = read_manifest(path)["graphs"]
-        files = {n: path / g.get("onnx_file", g["file"]) for n, g in graphs.items()}
+        files = {n: bundle_file(path, g.get("onnx_file", g["file"]), n) for n, g in graphs.items()}
     reports = {name: check_file(f) for name, f in files.items()}
     for name, report in reports.items():
         print(format_report(report, name))
-    if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=2))
+    if json_path is not None:
+        write_json(json_path, reports)
     return 0 if all(r["ok"] for r in reports.values()) else 1
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from .arguments import say
 
 
@@ -13,6 +15,8 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import get_variant
     from ..vectors import VARIANTS, write_vectors
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out}: is a file; the vectors are a folder, choose another path")
     variants = tuple(args.variant) if args.variant else VARIANTS
     for v in variants:
         get_variant(v)  # unknown names fail here, before anything is written

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from .arguments import say
+from .arguments import output_file, say, write_json
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,8 +14,9 @@ def run(args: argparse.Namespace) -> int:
     from ..exporters.verify import format_table, verify_bundle
     from ..visualize import demo_image, load_image
 
-    bundle = load_bundle(args.bundle, backend=args.backend)
+    json_path = output_file(args.json, "--json")
     image = load_image(args.image) if args.image else demo_image()
+    bundle = load_bundle(args.bundle, backend=args.backend)
     say(f"verifying {args.bundle} ({bundle.variant}, {bundle.manifest['target']}) against "
          f"torch with {args.checkpoint}")
     name = Path(args.image).name if args.image else "demo_image"
@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
              "checkpoint for the quality report")
     report = verify_bundle(bundle, args.checkpoint, image, image_name=name, progress=say)
     print(format_table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    if json_path is not None:
+        write_json(json_path, report)
     return 0 if report["ok"] else 1
 
 
@@ -36,5 +36,5 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--checkpoint", required=True, help="checkpoint file, or synthetic:SEED")
     v.add_argument("--image", help="image for the end-to-end check (default: built-in demo image)")
     v.add_argument("--backend", default="auto")
-    v.add_argument("--json", help="write the report as JSON")
+    v.add_argument("--json", help="write the report as JSON (the folder must exist)")
     v.set_defaults(fn=run)
