@@ -176,7 +176,7 @@ class _ResumableDownload:
                 with open(self.part, "ab" if offset else "wb") as f, tqdm(
                         total=total or None, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                         desc=self.part.name[:-5], disable=None, file=sys.stderr, leave=False) as bar:
-                    for chunk in r.iter_content(chunk_size=1 << 20):
+                    for chunk in r.iter_content(chunk_size=1 << 16):
                         f.write(chunk)
                         bar.update(len(chunk))
                 got = self.part.stat().st_size

@@ -19,6 +19,18 @@ SHARED = ROOT.parent / "shared"
 TRUCK = SHARED / "images" / "truck.jpg"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _checkpoints_offline(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Official checkpoints never come from the network in tests (``edgesam demo`` falls back
+    to synthetic weights; tests/test_fetch.py serves its own on 127.0.0.1) and the cache is
+    a fresh folder, not the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EDGESAM_OFFLINE", "1")
+    patch.setenv("EDGESAM_HOME", str(tmp_path_factory.mktemp("edgesam_home")))
+    yield
+    patch.undo()
+
+
 def golden(variant: str) -> Golden:
     return Golden(GOLDEN_DIR / f"{variant}.npz")
 

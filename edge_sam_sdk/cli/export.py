@@ -54,6 +54,7 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import read_manifest
+    from ..checkpoints import resolve_checkpoint
     from ..exporters.export import export_bundle
 
     out = Path(args.out)
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out}: is a file; a bundle is a folder, choose another path")
     options = _target_options(args)
     t0 = time.perf_counter()
-    out = export_bundle(args.variant, args.checkpoint, args.out, target=args.target,
+    checkpoint = resolve_checkpoint(args.checkpoint, args.variant, say=say)  # official -> cached files
+    out = export_bundle(args.variant, checkpoint, args.out, target=args.target,
                         precision=args.precision, overwrite=args.overwrite, progress=say, **options)
     quality = read_manifest(out).get("quality")
     if quality:
@@ -77,7 +79,9 @@ def add_parser(sub: Any) -> None:
     e = sub.add_parser("export", help="export a variant to a bundle")
     e.add_argument("--variant", required=True)
     e.add_argument("--checkpoint", required=True,
-                   help="official checkpoint file (NanoSAM: two joined with ','), or synthetic:SEED")
+                   help="checkpoint file (NanoSAM: two joined with ','); official (or the variant's name): "
+                        "the official file, from the cache or downloaded (docs/checkpoints.md); "
+                        "or synthetic:SEED")
     e.add_argument("--target", default="onnx")
     e.add_argument("--precision", default="fp32",
                    help="fp32 (default); fp16: onnx, tflite, coreml, tensorrt; int8: onnx, tflite, tensorrt")

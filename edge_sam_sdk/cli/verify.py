@@ -11,6 +11,7 @@ from .arguments import output_file, say, write_json
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import load_bundle
+    from ..checkpoints import resolve_checkpoint
     from ..exporters.verify import format_table, verify_bundle
     from ..visualize import demo_image, load_image
 
@@ -23,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     if bundle.manifest.get("precision", "fp32") != "fp32":
         say(f"{bundle.manifest['precision']} bundle: exporting an fp32 reference from the same "
              "checkpoint for the quality report")
-    report = verify_bundle(bundle, args.checkpoint, image, image_name=name, progress=say)
+    checkpoint = resolve_checkpoint(args.checkpoint, bundle.variant, say=say)  # official -> cached files
+    report = verify_bundle(bundle, checkpoint, image, image_name=name, progress=say)
     print(format_table(report))
     if json_path is not None:
         write_json(json_path, report)
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     v = sub.add_parser("verify", help="parity of a bundle against the torch model")
     v.add_argument("bundle")
-    v.add_argument("--checkpoint", required=True, help="checkpoint file, or synthetic:SEED")
+    v.add_argument("--checkpoint", required=True,
+                   help="checkpoint file; official (the variant's official file, cached or downloaded); "
+                        "or synthetic:SEED")
     v.add_argument("--image", help="image for the end-to-end check (default: built-in demo image)")
     v.add_argument("--backend", default="auto")
     v.add_argument("--json", help="write the report as JSON (the folder must exist)")
