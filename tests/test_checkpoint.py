@@ -106,3 +106,55 @@ def test_export_records_checkpoint_hash_and_officialness(tmp_path: Path) -> None
     out = export_bundle("edge_sam", str(path), tmp_path / "bundle")
     facts = json.loads((out / "manifest.json").read_text())["checkpoint"]
     assert facts == {"source": "edge_sam.pth", "sha256": sha256_file(path), "official": None}
+
+
+def test_misleading_inputs_get_their_own_message(state: dict, tmp_path: Path) -> None:
+    """A bad seed, a folder, a truncated file and a non-torch file each say what they are."""
+    from edge_sam_sdk.exporters.checkpoint import read_state_dict
+
+    spec = get_variant(VARIANT)
+    with pytest.raises(CheckpointError, match="integer seed.*got 'synthetic:abc'"):
+        load_model(spec, "synthetic:abc")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "sam_vit_b_01ec64.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a folder, not a file; pass a file in it, e.g. .*sam_vit_b"):
+        read_state_dict(str(tmp_path / "weights"), spec)
+    with pytest.raises(CheckpointError, match="is empty"):
+        read_state_dict(str(tmp_path / "weights" / "sam_vit_b_01ec64.pth"), spec)
+    whole = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save({k: state[k] for k in list(state)[:4]}, whole)
+    cut = tmp_path / "cut" / "sam_vit_b_01ec64.pth"
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt .* the official sam_vit_b_01ec64.pth has "
+                                              "375042383"):
+        read_state_dict(str(cut), spec)
+    page = tmp_path / "page.pth"
+    page.write_bytes(b"<!DOCTYPE html><html>Not Found</html>")
+    with pytest.raises(CheckpointError, match="not a torch checkpoint .*error page"):
+        read_state_dict(str(page), spec)
+
+
+def test_official_reference_loads_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``official`` and the variant's name resolve to the cached official file (no network:
+    the file is put into ``EDGESAM_HOME`` by hand, as users of air-gapped machines do)."""
+    import dataclasses
+    import hashlib
+
+    from edge_sam_sdk.exporters.export import checkpoint_facts
+    from edge_sam_sdk.registry import _REGISTRY
+
+    spec = get_variant("mobile_sam")
+    state = synthetic_state_dict(spec.build_model().state_dict(), 2)
+    cache = tmp_path / "checkpoints"
+    cache.mkdir()
+    torch.save(state, cache / "mobile_sam.pt")
+    digest = hashlib.sha256((cache / "mobile_sam.pt").read_bytes()).hexdigest()
+    ck = dataclasses.replace(spec.checkpoint, sha256={"mobile_sam.pt": digest}, size={})
+    monkeypatch.setitem(_REGISTRY, "mobile_sam", dataclasses.replace(spec, checkpoint=ck))
+    monkeypatch.setenv("EDGESAM_HOME", str(tmp_path))
+    monkeypatch.setenv("EDGESAM_OFFLINE", "1")
+    model = load_model(get_variant("mobile_sam"), "official")
+    k = "mask_decoder.iou_token.weight"
+    assert torch.equal(model.state_dict()[k], state[k])
+    assert checkpoint_facts("mobile_sam") == {"source": "mobile_sam.pt", "sha256": digest}
