@@ -15,18 +15,20 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import EdgeSamError
-from . import bench, demo, everything, export, fetch, list_variants, predict, tensorrt, vectors, verify
+from . import bench, demo, everything, export, fetch, label, list_variants, predict, tensorrt, vectors, verify
 from .arguments import Parser, join_signed_values
+from .track import add_parser as add_track_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="edgesam", description=__doc__.splitlines()[0] if __doc__ else "")
     p.add_argument("--version", action="version", version=f"edgesam {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (list_variants, fetch, export, predict, everything, verify, bench, vectors):
+    for command in (list_variants, fetch, export, predict, everything, label, verify, bench, vectors):
         command.add_parser(sub)
     tensorrt.add_parsers(sub)
     demo.add_parser(sub)
+    add_track_parser(sub)
     return p
 
 

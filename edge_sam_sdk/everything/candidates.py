@@ -158,12 +158,12 @@ class CropContext:
         stability = self.stability(counts)
         boxes = boxes + self.shift
         keep = self._filters(stability, boxes)
-        covered = None
+        covered: np.ndarray | None = None
         if coverage_points is not None:
             covered = np.zeros(len(coverage_points), dtype=bool)
             if keep.any() and len(coverage_points):
                 above: np.ndarray = up.values_at(valid[keep], coverage_points) > high_score_thresh
-                covered = above.any(axis=0)
+                covered = np.any(above, axis=0)
         data = MaskSet()
         kept = np.flatnonzero(keep)
         refs = self.store.add(valid[kept])

@@ -130,8 +130,8 @@ class MaskUpscaler:
         counts = np.stack([np.einsum("nab,a,b->n", (valid > t).astype(np.float32), wy, wx)
                            for t in thresholds], axis=1).astype(np.float64)
         fg: np.ndarray = valid > mask_threshold
-        rows: np.ndarray = fg.any(axis=2)
-        cols: np.ndarray = fg.any(axis=1)
+        rows = np.any(fg, axis=2)
+        cols = np.any(fg, axis=1)
         full = rows.any(axis=1)
         lo_box = np.stack([np.argmax(cols, axis=1), np.argmax(rows, axis=1),
                            cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1),
