@@ -65,7 +65,8 @@ def test_ray_equals_single_process(local_ray: Any, images: Path, onnx_bundles: d
     bundle = get_bundle(onnx_bundles, "mobile_sam")
     single = L.label(images, bundle, tmp_path / "single.json", SETTINGS, threads=1, progress=False)
     spread = RL.label_with_ray(images, bundle, tmp_path / "ray.json", SETTINGS, workers=2, progress=False)
-    assert spread["images"] == single["images"] == 4 and [f["file_name"] for f in spread["failed"]] == ["broken.png"]
+    assert spread["images"] == single["images"] == 4
+    assert [f["file_name"] for f in spread["failed"]] == ["broken.png"]
     assert _doc(tmp_path / "ray.json") == _doc(tmp_path / "single.json")
     assert list((tmp_path / "ray.json.parts").glob("ray-*.jsonl"))
 
@@ -79,6 +80,7 @@ def test_killed_worker_is_retried(local_ray: Any, images: Path, onnx_bundles: di
     doc = json.loads((tmp_path / "k.json").read_text())
     names = [im["file_name"] for im in doc["images"]]
     assert names == ["a.png", "b.png", "c.png", "d.png"] and summary["missing"] == []
-    lines = [json.loads(x) for p in (tmp_path / "k.json.parts").glob("*.jsonl") for x in p.read_text().splitlines()]
+    parts = (tmp_path / "k.json.parts").glob("*.jsonl")
+    lines = [json.loads(x) for p in parts for x in p.read_text().splitlines()]
     assert sorted(e["file_name"] for e in lines) == ["a.png", "b.png", "broken.png", "c.png", "d.png"]
     assert len({a["id"] for a in doc["annotations"]}) == len(doc["annotations"])
