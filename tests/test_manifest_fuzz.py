@@ -1,12 +1,12 @@
 """Manifest fuzzing (hypothesis): every mutation is a one-line BundleError, or a manifest the
 SDK then runs without any foreign exception.
 
-Seeds are manifests every target wrote (``tests/manifests/*.json``: onnx fp32 and int8,
-tensorrt fp16 and int8, coreml; tflite is covered by ``tests/test_tflite.py``'s loads). A
-mutation deletes a key, empties or duplicates a list, or replaces a value with a random JSON
-value (huge and non-finite numbers, NUL strings, nested junk). A mutated manifest that the
-schema accepts is run through :class:`SamPredictor` with stub graphs that return zeros of
-the declared shapes, with prompts and images drawn at random too; only the SDK's own errors
+Seeds are manifests every target wrote (``tests/manifests/*.json``: onnx fp32 and int8, tflite,
+tensorrt fp16 and int8, coreml). A mutation deletes a key, empties or duplicates a list, or
+replaces a value with a random JSON value (huge and non-finite numbers, NUL strings, nested
+junk). A mutated manifest that the schema accepts is run through :class:`SamPredictor` with
+stub graphs that return zeros of the declared shapes, with prompts and images drawn at random
+too; only the SDK's own errors
 (``EdgeSamError``) may escape. ``EDGESAM_FUZZ_EXAMPLES`` raises the example count (default
 600 manifest mutations, about 15 s).
 """
@@ -123,7 +123,8 @@ def exercise(manifest: dict[str, Any], data: st.DataObject | None = None) -> Non
 
 
 def test_seed_manifests_validate_and_run() -> None:
-    targets = {"onnx_mobile_sam", "onnx_mobile_sam_int8", "coreml_mobile_sam", "tensorrt_mobile_sam_int8"}
+    targets = {"onnx_mobile_sam", "onnx_mobile_sam_int8", "coreml_mobile_sam", "tensorrt_mobile_sam_int8",
+               "tflite_mobile_sam"}
     assert targets <= set(SEEDS)
     for name, manifest in SEEDS.items():
         validate_manifest(manifest, name)
