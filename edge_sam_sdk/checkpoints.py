@@ -165,7 +165,10 @@ class _ResumableDownload:
         offset = self.part.stat().st_size if self.part.is_file() else 0
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as r:
-            if r.status_code == 416 and offset and offset == self.expected:
+            if r.status_code == 416 and offset and offset != self.expected:
+                self.part.unlink()  # a stale partial the server cannot continue: start over
+                return self(url, output_file, _pooch)
+            if r.status_code == 416 and offset:
                 pass  # a complete .part left by a run stopped before it was moved
             else:
                 r.raise_for_status()

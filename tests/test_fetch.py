@@ -42,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = srv.files[name]
         time.sleep(srv.delay)
         start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+        if start >= len(data):
+            self.send_error(416)
+            return
         body = data[start:]
         self.send_response(206 if start else 200)
         if start:
@@ -78,7 +81,7 @@ class _Server(ThreadingHTTPServer):
 @pytest.fixture()
 def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_Server]:
     srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     monkeypatch.setenv("EDGESAM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EDGESAM_CHECKPOINT_MIRROR", srv.url)
@@ -146,6 +149,14 @@ def test_interrupted_download_resumes(server: _Server, tmp_path: Path) -> None:
     assert path.read_bytes() == DATA
     assert server.seen == [None, f"bytes={kept}-"]
     assert _cache_files(tmp_path) == [FILE, FILE + ".sha256"]
+
+
+def test_stale_partial_is_restarted(server: _Server, tmp_path: Path) -> None:
+    folder = tmp_path / "home" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / (FILE + ".part")).write_bytes(bytes(len(DATA) + 10))  # left by another file version
+    assert fetch_file(_spec(), FILE).read_bytes() == DATA
+    assert server.seen == [f"bytes={len(DATA) + 10}-", None]
 
 
 def test_slow_server_times_out(server: _Server, tmp_path: Path) -> None:
