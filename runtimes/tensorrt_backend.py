@@ -63,7 +63,9 @@ def compatibility_problem(recorded: dict[str, Any] | None, current: dict[str, An
     """
     if not recorded:
         return None
-    rec_gpu, cur_gpu = recorded.get("gpu", {}), current["gpu"]
+    gpu = recorded.get("gpu")
+    rec_gpu: dict[str, Any] = gpu if isinstance(gpu, dict) else {}
+    cur_gpu = current["gpu"]
     diffs = []
     if recorded.get("version") != current["version"]:
         diffs.append(f"TensorRT {recorded.get('version')} (here {current['version']})")
@@ -222,7 +224,7 @@ def adopt_engines(folder: str | Path, device: int = 0) -> dict[str, Any]:
     """
     import tensorrt as trt
 
-    from edge_sam_sdk.bundle import read_manifest, sha256_tree, write_manifest
+    from edge_sam_sdk.bundle import bundle_file, read_manifest, sha256_tree, write_manifest
 
     root = Path(folder)
     manifest = read_manifest(root)
@@ -236,6 +238,7 @@ def adopt_engines(folder: str | Path, device: int = 0) -> dict[str, Any]:
             if not path.is_file():
                 raise BundleError(f"bundle {root}: {name} engine {graph['file']!r} is missing; "
                                   "run trtexec.sh")
+            path = bundle_file(root, graph["file"], name)  # confined to the bundle folder
             if runtime.deserialize_cuda_engine(path.read_bytes()) is None:
                 raise BundleError(f"{path} does not deserialize with TensorRT {facts['version']} here; "
                                   "rebuild it with trtexec.sh on this machine")
