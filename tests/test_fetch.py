@@ -294,3 +294,15 @@ def test_demo_uses_the_official_checkpoint(server: _Server, tmp_path: Path) -> N
     assert checkpoints.cache_state("mobile_sam") == "yes" and checkpoints.cache_state("nanosam") == "1/2"
     assert checkpoints.cache_state("slimsam_50") == "-"
     assert main(["fetch", "mobile_sam"]) == 0 and len(server.seen) == 1
+
+
+def test_fetch_all_skips_hand_fetched_and_reports(server: _Server, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_sam_sdk.cli.main import main
+
+    monkeypatch.setenv("EDGESAM_OFFLINE", "1")
+    assert main(["fetch", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "skipping nanosam, slimsam_50, slimsam_77: no direct download" in err
+    assert "variants not fetched: edge_sam," in err and server.seen == []
+    assert main(["fetch"]) == 1 and "name the variants to fetch" in capsys.readouterr().err
