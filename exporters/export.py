@@ -28,6 +28,7 @@ from typing import Any
 
 from edge_sam_sdk import __version__
 from edge_sam_sdk.bundle import FORMAT_VERSION, Bundle, sha256_file, sha256_tree, write_manifest
+from edge_sam_sdk.checkpoints import resolve_checkpoint
 from edge_sam_sdk.errors import EdgeSamError
 from edge_sam_sdk.graphs import graph_specs
 from edge_sam_sdk.registry import VariantSpec, get_variant
@@ -82,6 +83,7 @@ def export_bundle(variant: str, checkpoint: str, out: str | Path, target: str = 
 
     say = progress or (lambda _msg: None)
     spec = get_variant(variant)
+    checkpoint = resolve_checkpoint(checkpoint, variant)  # official / a variant name -> cached file(s)
     tgt = make_target(target, spec, precision, options, say)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -200,6 +202,7 @@ def torch_bundle(variant: str, checkpoint: str, threads: int | None = None) -> B
     from edge_sam_sdk.runtimes.torch_backend import TorchBackend
 
     spec = get_variant(variant)
+    checkpoint = resolve_checkpoint(checkpoint, variant)
     model = load_model(spec, checkpoint)
     specs, modules = graph_specs(spec), graph_modules(model)
     manifest = base_manifest(spec, "torch", "fp32")

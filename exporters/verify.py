@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edge_sam_sdk.bundle import Bundle
+from edge_sam_sdk.checkpoints import resolve_checkpoint
 from edge_sam_sdk.graphs import graph_specs
 from edge_sam_sdk.predictor import SamPredictor
 from edge_sam_sdk.registry import get_variant
@@ -36,6 +37,7 @@ def verify_bundle(bundle: Bundle, checkpoint: str, image: np.ndarray, image_name
     variant whose quality synthetic weights cannot judge).
     """
     spec = get_variant(bundle.variant)
+    checkpoint = resolve_checkpoint(checkpoint, bundle.variant)  # official / a variant name -> cached file(s)
     precision = str(bundle.manifest.get("precision", "fp32"))
     reduced = precision != "fp32"
     judgeable, _ = judgeability(bundle.variant, checkpoint_facts(checkpoint)["source"])
