@@ -13,12 +13,19 @@ Three ways to prompt the decoder (``sampling``):
     where no first-pass mask is confident (logits > ``high_score_thresh``);
   * ``"boxes"`` -- MobileSAMv2's object-aware prompts: boxes passed to :meth:`generate`
     (e.g. from a detector), one mask per box, batched.
+
+Post-processing (:mod:`.candidates`, :mod:`.upscale`): ``mode="exact"`` computes stability
+scores and boxes on the exact full-size logits, a few masks at a time, and encodes only the
+masks that survive box NMS (segment-anything's records); ``mode="fast"`` filters and runs
+NMS on estimates from the low-res logits and upscales only the survivors. Settings that imply
+absurd work are refused up front (:mod:`.settings`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -61,11 +68,16 @@ class AutomaticMaskGenerator:
         high_score_thresh: hierarchical: the logit above which a first-pass mask counts as
             covering a pixel (TinySAM: 8.5, for trained weights).
         progress: called with one-line progress messages.
+        mode: ``"exact"`` (default) or ``"fast"`` (module docstring).
+        memory_budget: bytes of candidates' low-res logits kept in memory per crop (about
+            176 KB each); past it they spill to a temporary folder.
 
     After :meth:`generate`, ``stats`` holds ``decoder_prompts``, ``decoder_runs``,
     ``encoder_runs``, ``masks``, and times in ms: ``time_ms`` (all of :meth:`generate`),
-    ``encoder_ms`` (preprocessing included), ``decoder_ms``, ``postprocess_ms`` (the rest:
-    upscaling, filters, NMS, encoding); hierarchical adds ``sparse_prompts``, ``dense_prompts``.
+    ``encoder_ms`` (preprocessing included), ``decoder_ms``, ``postprocess_ms`` (the rest), of
+    which ``filter_ms`` (upscaled statistics and filters per batch), ``nms_ms`` and
+    ``encode_ms`` (survivors upscaled again and run-length encoded); hierarchical adds
+    ``sparse_prompts``, ``dense_prompts``.
     """
 
     def __init__(
@@ -148,8 +160,8 @@ class AutomaticMaskGenerator:
         P.check_image(image)
         box_arr = self._check_boxes(boxes)
         t0 = time.perf_counter()
-        self.stats = {"decoder_prompts": 0, "decoder_runs": 0, "encoder_runs": 0,
-                      "encoder_ms": 0.0, "decoder_ms": 0.0}
+        self.stats = {"decoder_prompts": 0, "decoder_runs": 0, "encoder_runs": 0, "encoder_ms": 0.0,
+                      "decoder_ms": 0.0, "filter_ms": 0.0, "nms_ms": 0.0, "encode_ms": 0.0}
         if self.sampling == "hierarchical":
             self.stats.update(sparse_prompts=0, dense_prompts=0)
         orig_h, orig_w = image.shape[:2]
@@ -163,8 +175,9 @@ class AutomaticMaskGenerator:
                 self._say(f"crop {i + 1}/{len(crop_boxes)} (layer {layer}): {crop_box}")
                 data.extend(self._process_crop(image, crop_box, layer))
             if len(crop_boxes) > 1 and len(data):
-                scores = 1.0 / M.box_area(np.asarray(data.crop_boxes, dtype=np.float64))
-                data.select(M.nms(data.box_array(), scores, self.crop_nms_thresh))
+                with self._timed("nms_ms"):
+                    scores = 1.0 / M.box_area(np.asarray(data.crop_boxes, dtype=np.float64))
+                    data.select(M.nms(data.box_array(), scores, self.crop_nms_thresh))
         if self.min_mask_region_area > 0 and len(data):
             self._remove_small_regions(data, (orig_h, orig_w))
         records = self._records(data, (orig_h, orig_w))
@@ -176,6 +189,14 @@ class AutomaticMaskGenerator:
         return records
 
     # ---------------------------------------------------------------------------- stages
+    @contextmanager
+    def _timed(self, key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stats[key] += (time.perf_counter() - t0) * 1e3
+
     def _say(self, msg: str) -> None:
         if self.progress is not None:
             self.progress(msg)
@@ -214,9 +235,12 @@ class AutomaticMaskGenerator:
     def _finish_crop(self, ctx: CropContext, data: MaskSet) -> MaskSet:
         """Box NMS within the crop, then the survivors' RLE; the predictor's image is reset."""
         try:
-            if len(data):
-                data.select(M.nms(data.box_array(), np.asarray(data.iou, np.float32), self.box_nms_thresh))
-            ctx.encode_survivors(data)
+            with self._timed("nms_ms"):
+                if len(data):
+                    scores = np.asarray(data.iou, np.float32)
+                    data.select(M.nms(data.box_array(), scores, self.box_nms_thresh))
+            with self._timed("encode_ms"):
+                ctx.encode_survivors(data)
         finally:
             ctx.store.close()
             self.predictor.reset_image()
@@ -261,7 +285,9 @@ class AutomaticMaskGenerator:
             pts = points[start:start + self.points_per_batch]
             low, iou = self._decode(points=pts)
             self._say(f"  batch {b + 1}/{n_batches}: {len(pts)} points")
-            part, cov = ctx.process_batch(low, iou, pts[:, None, :], coverage_points, self.high_score_thresh)
+            with self._timed("filter_ms"):
+                part, cov = ctx.process_batch(low, iou, pts[:, None, :], coverage_points,
+                                              self.high_score_thresh)
             if covered is not None and cov is not None:
                 covered |= cov
             data.extend(part)
@@ -279,7 +305,8 @@ class AutomaticMaskGenerator:
                 chunk = boxes[start:start + self.points_per_batch]
                 low, iou = self._decode(boxes=chunk)
                 self._say(f"  boxes {start + 1}-{start + len(chunk)} of {len(boxes)}")
-                data.extend(ctx.process_batch(low, iou, chunk.reshape(-1, 2, 2))[0])
+                with self._timed("filter_ms"):
+                    data.extend(ctx.process_batch(low, iou, chunk.reshape(-1, 2, 2))[0])
         except BaseException:
             ctx.store.close()
             self.predictor.reset_image()

@@ -198,9 +198,9 @@ def label(source: str | Path, bundle: str | Path, out: str | Path, settings: dic
     Returns ``{"out", "images", "annotations", "failed", "missing", "journal"}``."""
     settings = generator_settings(settings)
     items = list_images(source)
+    generator = make_generator(bundle, settings, threads)  # bad settings fail before any file is written
     journal = Journal(out, fingerprint(bundle, settings))
     todo = pending(items, journal.entries())
-    generator = make_generator(bundle, settings, threads)
     if say:
         say(f"{len(items)} images, {len(items) - len(todo)} already labelled in {journal.dir}")
     bar = progress_bar(len(items), progress, len(items) - len(todo))

@@ -81,6 +81,7 @@ def label_with_ray(source: str | Path, bundle: str | Path, out: str | Path,
     ray = _ray()
     settings = L.generator_settings(settings)
     items = L.list_images(source)
+    L.make_generator(bundle, settings, 1)  # bad settings or bundle fail here, before any file is written
     journal = L.Journal(out, L.fingerprint(bundle, settings))
     done = journal.entries()
     todo = L.pending(items, done)
