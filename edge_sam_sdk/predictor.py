@@ -201,30 +201,32 @@ class SamPredictor:
         if nbytes > MAX_RESULT_BYTES:
             raise InputError(f"{batch} prompts x {count} masks at {w}x{h} need {nbytes / 2**30:.1f} GiB, "
                              f"over the {MAX_RESULT_BYTES / 2**30:.0f} GiB limit: pass fewer prompts")
-        spec, parts, extras, decoder_ms = self.spec, [], [], 0.0
-        postprocess_ms = 0.0
+        spec, extras, decoder_ms, postprocess_ms = self.spec, [], 0.0, 0.0
+        low = spec.low_res_size
+        # The result is allocated once and filled chunk by chunk (no second copy to concatenate).
+        masks = np.empty((batch, count, h, w), np.float32 if return_logits else bool)
+        scores = np.empty((batch, count), np.float32)
+        low_res = np.empty((batch, count, low, low), np.float32)
         for b0 in range(0, batch, self._chunk):
             rows = slice(b0, b0 + self._chunk)
             c, lab, box, m_in = (None if a is None else a[rows] for a in (coords, labels, boxes, mask_input))
-            low_res, scores = self.predict_low_res(c, lab, box, m_in, multimask_output, num_multimask_outputs)
+            low_part, score_part = self.predict_low_res(c, lab, box, m_in, multimask_output,
+                                                        num_multimask_outputs)
             decoder_ms += self.timings["decoder_ms"]
             extras.append(self.extra_outputs)
             t1 = time.perf_counter()
             if use_stability_score:
-                scores = P.stability_score(low_res, spec.mask_threshold)
-            masks = P.postprocess_masks(low_res, self.original_size, spec)
-            if not return_logits:
-                masks = P.threshold_masks(masks, spec)
-            if spec.low_res_clamp > 0:
-                low_res = np.clip(low_res, -spec.low_res_clamp, spec.low_res_clamp)
-            parts.append((masks, scores, low_res))
+                score_part = P.stability_score(low_part, spec.mask_threshold)
+            up = P.postprocess_masks(low_part, self.original_size, spec)
+            masks[rows] = up if return_logits else P.threshold_masks(up, spec)
+            del up
+            scores[rows] = score_part
+            low_res[rows] = (np.clip(low_part, -spec.low_res_clamp, spec.low_res_clamp)
+                             if spec.low_res_clamp > 0 else low_part)
             postprocess_ms += (time.perf_counter() - t1) * 1e3
         self.extra_outputs = {k: np.concatenate([e[k] for e in extras]) for k in extras[0]}
         self.timings.update(decoder_ms=decoder_ms, postprocess_ms=postprocess_ms)
-        if len(parts) == 1:
-            return parts[0]
-        masks_all, scores_all, low_all = (np.concatenate([p[i] for p in parts]) for i in range(3))
-        return masks_all, scores_all, low_all
+        return masks, scores, low_res
 
     def predict_low_res(
         self,
