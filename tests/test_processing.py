@@ -185,3 +185,36 @@ def test_single_mask_fallback_picks_the_best_multimask_token() -> None:
     assert masks[0, 0, 0, 0] == 1.0 and masks[1, 0, 0, 0] == 5.0
     _, scores = select_masks(low, iou, [1, 2, 3], fb, [1, 2, 3])
     assert scores.shape == (2, 3)
+
+
+@pytest.mark.parametrize("rule", ["pil_bilinear", "pil_bicubic", "torch_bilinear", "torch_bilinear_aa",
+                                  "torch_bicubic"])
+def test_banded_resize_is_bit_identical(rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resampling in bands of lines (bounded memory) gives exactly the one-band result, and the
+    ``pil_*`` rules stay equal to Pillow, whatever the band size."""
+    import edge_sam_sdk.resize as R
+
+    rng = np.random.default_rng(3)
+    for (h, w), size in (((301, 517), (123, 211)), ((64, 900), (40, 700)), ((500, 80), (1024, 161))):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        monkeypatch.setattr(R, "BAND_BYTES", 1 << 40)
+        whole = resize_image(img, size, rule)
+        for band in (1, 5000, 80000):
+            monkeypatch.setattr(R, "BAND_BYTES", band)
+            assert np.array_equal(resize_image(img, size, rule), whole), (rule, band)
+        if rule.startswith("pil_"):
+            resample = Image.BILINEAR if rule == "pil_bilinear" else Image.BICUBIC
+            assert np.array_equal(whole, np.asarray(Image.fromarray(img).resize(size[::-1], resample)))
+
+
+def test_image_limits() -> None:
+    from edge_sam_sdk.processing import MAX_IMAGE_PIXELS, check_geometry
+
+    with pytest.raises(InputError, match="too elongated"):
+        check_geometry((1, 2100), ProcessingSpec())
+    check_geometry((1, 2000), ProcessingSpec())
+    with pytest.raises(InputError, match="too elongated"):  # NanoSAM's low-res crop: 256:1
+        check_geometry((1, 300), ProcessingSpec(resize="longest_side_floor", postprocess="crop_low_res"))
+    big = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (MAX_IMAGE_PIXELS // 1000 + 1, 1000, 3))
+    with pytest.raises(InputError, match="downscale it first"):
+        preprocess(big, ProcessingSpec())
