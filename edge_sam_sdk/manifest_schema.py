@@ -12,8 +12,10 @@ relative POSIX paths: no empty, ``.`` or ``..`` segment, no leading ``/``, no ``
 drive letter, no NUL. :mod:`edge_sam_sdk.bundle` then resolves them inside the bundle folder.
 
 Unknown keys are kept (provenance and target facts grow over time) except in ``processing``,
-where they are ignored as before; missing ``processing`` keys take the defaults of
-:class:`~edge_sam_sdk.processing.ProcessingSpec` (bundles of earlier exports lack some).
+where they are ignored as before. ``processing`` must hold the eight fields of the first
+exports (``input_size`` .. ``mask_threshold``); the later ones take the defaults of
+:class:`~edge_sam_sdk.processing.ProcessingSpec` when missing (bundles of earlier exports lack
+them, and the defaults are what those exports used).
 """
 
 from __future__ import annotations
@@ -124,21 +126,19 @@ class Graphs(BaseModel):
 
 
 class Processing(BaseModel):
-    """``processing``: every field of ``ProcessingSpec`` with its range; missing keys take the
-    spec's defaults, unknown keys are ignored."""
+    """``processing``: every field of ``ProcessingSpec`` with its range. The fields of the first
+    format-1 exports are required; those added since (``pad_point`` onwards) take the spec's
+    defaults when missing (earlier bundles lack them); unknown keys are ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
-    input_size: Annotated[int, Field(ge=1, le=8192)] = 1024
-    resize: Literal["longest_side", "longest_side_floor", "stretch"] = "longest_side"
-    interpolation: Literal["pil_bilinear", "pil_bicubic", "torch_bilinear", "torch_bilinear_aa"] = \
-        "pil_bilinear"
-    pixel_mean: Annotated[list[Annotated[Finite, Field(ge=-1e4, le=1e4)]],
-                          Field(min_length=3, max_length=3)] = [123.675, 116.28, 103.53]
-    pixel_std: Annotated[list[Annotated[Finite, Field(gt=1e-6, le=1e4)]],
-                         Field(min_length=3, max_length=3)] = [58.395, 57.12, 57.375]
-    prompt_frame: Annotated[int, Field(ge=1, le=16384)] = 1024
-    low_res_size: Annotated[int, Field(ge=1, le=4096)] = 256
-    mask_threshold: Annotated[Finite, Field(ge=-1e4, le=1e4)] = 0.0
+    input_size: Annotated[int, Field(ge=1, le=8192)]
+    resize: Literal["longest_side", "longest_side_floor", "stretch"]
+    interpolation: Literal["pil_bilinear", "pil_bicubic", "torch_bilinear", "torch_bilinear_aa"]
+    pixel_mean: Annotated[list[Annotated[Finite, Field(ge=-1e4, le=1e4)]], Field(min_length=3, max_length=3)]
+    pixel_std: Annotated[list[Annotated[Finite, Field(gt=1e-6, le=1e4)]], Field(min_length=3, max_length=3)]
+    prompt_frame: Annotated[int, Field(ge=1, le=16384)]
+    low_res_size: Annotated[int, Field(ge=1, le=4096)]
+    mask_threshold: Annotated[Finite, Field(ge=-1e4, le=1e4)]
     pad_point: Literal["no_box", "always", "never"] | bool = "no_box"
     box_first: bool = False
     max_points: Annotated[int, Field(ge=0, le=64)] = 0
