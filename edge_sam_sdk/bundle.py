@@ -15,6 +15,11 @@ The manifest fully describes how to use the graphs, so apps need nothing else::
       "export_parity": {"encoder": {...}, "decoder": {...}},
       "license": "..."
     }
+
+:func:`read_manifest` validates it against :mod:`.manifest_schema` (the normative schema);
+:func:`load_bundle` then resolves every file it names inside the bundle folder
+(:func:`bundle_file`: no path, symlink or ``.mlpackage`` entry may lead outside) before
+anything is opened, checks the sha256s and loads each graph with the target's backend.
 """
 
 from __future__ import annotations
