@@ -7,9 +7,10 @@ survive NMS, the boolean mask itself. :class:`MaskUpscaler` computes them exactl
 ``L x L`` low-res logits with the separable banded operator of
 :func:`edge_sam_sdk.processing.postprocess_masks` (``ry @ low @ rx.T``; the same float32
 weights, the column pass first on the image's share of the low-res map, then the row pass),
-``CHUNK`` masks at a time so the full-size float logits never exceed ``CHUNK x H x W x 4``
-bytes; counts use ``count_nonzero`` and boxes the per-row/column maxima, without storing
-boolean masks. Results equal the full computation's (a pixel within a float ulp of a
+the column pass for ``CHUNK`` masks at a time, then the row pass one band of 64 output rows
+of one mask at a time, reduced while it is in cache: counts (``count_nonzero``) and the
+per-row/column maxima (the box). No full-size float mask is ever materialized. Results
+equal the full computation's (a pixel within a float ulp of a
 threshold may flip, as between any two summation orders).
 
 Fast mode (:meth:`MaskUpscaler.low_res_stats`) estimates counts and boxes from the low-res
@@ -24,7 +25,7 @@ import numpy as np
 from .. import processing as P
 from .. import resize as R
 
-CHUNK = 8  # masks upscaled at once: 8 x H x W float32 (69 MB at 1800x1200)
+CHUNK = 8  # masks whose column pass is held at once: 8 x r x W float32 (~10 MB at 1800x1200)
 
 
 def _dense(blocks: list[R.Block], cols: int) -> np.ndarray:
@@ -88,24 +89,29 @@ class MaskUpscaler:
         n = valid.shape[0]
         h, w = self.size
         counts = np.zeros((n, len(thresholds)), np.int64)
-        boxes = np.zeros((n, 4), np.int64)
+        row_max = np.empty((n, h), np.float32)
+        col_max = np.full((n, w), -np.inf, np.float32)
         masks = np.empty((n, h, w), dtype=bool) if with_masks else None
-        for s in range(0, n, CHUNK):
-            logits = self.logits(valid[s:s + CHUNK])
-            for k, lg in enumerate(logits):
-                for ti, t in enumerate(thresholds):
-                    counts[s + k, ti] = np.count_nonzero(lg > t)
-            rows = logits.max(axis=2) > mask_threshold  # n x H
-            cols = logits.max(axis=1) > mask_threshold  # n x W
-            full = rows.any(axis=1)
-            part = boxes[s:s + CHUNK]
-            part[:, 0] = np.argmax(cols, axis=1)
-            part[:, 1] = np.argmax(rows, axis=1)
-            part[:, 2] = w - 1 - np.argmax(cols[:, ::-1], axis=1)
-            part[:, 3] = h - 1 - np.argmax(rows[:, ::-1], axis=1)
-            part[~full] = 0
-            if masks is not None:
-                np.greater(logits, mask_threshold, out=masks[s:s + CHUNK])
+        with R._one_blas_thread():
+            for s in range(0, n, CHUNK):
+                cols = R.apply_banded(valid[s:s + CHUNK], self.rx, -1)  # n x r x W
+                for k in range(cols.shape[0]):
+                    m = s + k
+                    # One band of output rows at a time (64 x W floats, cache-resident), the
+                    # same products as the row pass of apply_banded.
+                    for o0, o1, i0, i1, wt in self.ry:
+                        band = wt @ cols[k, i0:i1]
+                        for ti, t in enumerate(thresholds):
+                            counts[m, ti] += np.count_nonzero(band > t)
+                        band.max(axis=1, out=row_max[m, o0:o1])
+                        np.maximum(col_max[m], band.max(axis=0), out=col_max[m])
+                        if masks is not None:
+                            np.greater(band, mask_threshold, out=masks[m, o0:o1])
+        rows, cols_any = row_max > mask_threshold, col_max > mask_threshold
+        boxes = np.stack([np.argmax(cols_any, axis=1), np.argmax(rows, axis=1),
+                          w - 1 - np.argmax(cols_any[:, ::-1], axis=1),
+                          h - 1 - np.argmax(rows[:, ::-1], axis=1)], axis=1).astype(np.int64)
+        boxes[~rows.any(axis=1)] = 0
         return counts, boxes, masks
 
     def values_at(self, valid: np.ndarray, points: np.ndarray) -> np.ndarray:
