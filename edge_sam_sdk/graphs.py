@@ -210,3 +210,35 @@ def parity(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 def parity_ok(figures: dict[str, float], graph: GraphSpec) -> bool:
     return figures["max_abs_rel"] <= graph.max_abs and figures["rel_l2"] <= graph.rel_l2
+
+
+def video_graph_specs(variant: VariantSpec, spatial_slots: Dim = "S",
+                      ptr_slots: Dim = "P") -> dict[str, GraphSpec]:
+    """SAM 2 video mode's four stateless graphs (``docs/video.md``); ``S`` spatial memory slots
+    and ``P`` object-pointer slots (static once exported: ``num_maskmem - 1`` recent frames
+    plus the conditioning frames; ``max_obj_ptrs - 1`` plus the conditioning frames)."""
+    if variant.decoder_kind != "sam2":
+        raise ValueError(f"{variant.name} has no video mode (decoder kind {variant.decoder_kind!r})")
+    s = variant.processing.input_size
+    c, h, w = variant.embedding_shape
+    feats = (TensorSpec("image_embeddings", (1, c, h, w)),) + encoder_features(variant)
+    vision = TensorSpec("vision_features", (1, c, h, w))
+    dec = decoder_spec(variant)
+    return {
+        "video_encoder": GraphSpec("video_encoder", (TensorSpec("image", (1, 3, s, s)),), feats + (vision,)),
+        "memory_attention": GraphSpec(
+            "memory_attention",
+            (vision, TensorSpec("memory_features", (spatial_slots, 64, h, w)),
+             TensorSpec("memory_tpos", (spatial_slots,), "int64"),
+             TensorSpec("memory_valid", (spatial_slots,)), TensorSpec("obj_ptrs", (ptr_slots, c)),
+             TensorSpec("obj_ptr_pos", (ptr_slots,)), TensorSpec("obj_ptr_valid", (ptr_slots,))),
+            (TensorSpec("pix_feat_with_mem", (1, c, h, w)),)),
+        "video_decoder": GraphSpec(
+            "video_decoder", dec.inputs,
+            dec.outputs + (TensorSpec("obj_ptrs", ("B", variant.num_mask_tokens, c)),)),
+        "memory_encoder": GraphSpec(
+            "memory_encoder",
+            (vision, TensorSpec("mask_logits", (1, 1, 4 * h, 4 * w)), TensorSpec("binarize", (1,)),
+             TensorSpec("object_score_logits", (1, 1))),
+            (TensorSpec("maskmem_features", (1, 64, h, w)),)),
+    }

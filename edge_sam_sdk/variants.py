@@ -264,19 +264,12 @@ def efficient_sam_vits() -> VariantSpec:
     return _efficient_sam("s", "EfficientSAM ViT-S: SAMI-pretrained plain ViT (26M), no mask prompt")
 
 
-#: Keys of the SAM 2 video model that image mode never uses (dropped when loading).
-_SAM2_VIDEO_ONLY = ("memory_attention.", "memory_encoder.", "maskmem_tpos_enc", "no_mem_pos_enc",
-                    "no_obj_ptr", "no_obj_embed_spatial", "mask_downsample.", "obj_ptr_proj.",
-                    "obj_ptr_tpos_proj.")
-
-
 def _sam2(size: str, description: str) -> VariantSpec:
     file = f"sam2.1_hiera_{size}.pt"
     return VariantSpec(
         name=f"sam2_1_hiera_{size}",
         family="sam2",
-        checkpoint=CheckpointSpec(files=(file,), wrapper="model", ignore=_SAM2_VIDEO_ONLY,
-                                  sha256=_official_sha256(file),
+        checkpoint=CheckpointSpec(files=(file,), wrapper="model", sha256=_official_sha256(file),
                                   size=_official_size(file),
                                   url="https://github.com/facebookresearch/sam2#download-checkpoints",
                                   downloads={file: f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"}),

@@ -1,10 +1,10 @@
-"""SAM 2.1 in image mode (as ``SAM2ImagePredictor``): model, mask decoder and export graphs.
+"""SAM 2.1: the model (image and video keys), the mask decoder, image-mode export graphs.
 
-Key names equal the official ``SAM2Base`` state dict restricted to what image mode uses:
-``no_mem_embed``, ``image_encoder.{trunk,neck}`` (:mod:`.hiera`), ``sam_prompt_encoder``
-(SAM's prompt encoder, unchanged) and ``sam_mask_decoder``. The video-only entries
-(memory attention/encoder, object pointers, ...) are listed in the variant's
-``CheckpointSpec.ignore`` and dropped when an official checkpoint is loaded.
+Key names and order equal the official ``SAM2Base`` state dict, video-mode entries included
+(memory attention/encoder, object pointers: :mod:`.sam2_memory`, graphs in :mod:`.sam2_video`),
+so an official checkpoint loads strictly. Image mode uses ``no_mem_embed``,
+``image_encoder.{trunk,neck}`` (:mod:`.hiera`), ``sam_prompt_encoder`` (SAM's prompt encoder,
+unchanged) and ``sam_mask_decoder``.
 
 The encoder graph returns what ``set_image`` stores: the 64x64 embedding with
 ``no_mem_embed`` added, and the two high-resolution maps after the decoder's ``conv_s0`` /
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .layers import MLP
+from .sam2_memory import MemoryAttention, MemoryEncoder
 from .sam_decoder import PromptEncoder, TwoWayTransformer, output_upscaling
 
 
@@ -50,6 +51,14 @@ class Sam2MaskDecoder(nn.Module):
                 feat_s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``1xCx64x64`` embeddings and PE, ``BxNxC`` sparse, ``BxCx64x64`` dense, high-res
         maps -> (masks ``Bx4x256x256`` logits, IoU ``Bx4`` in [0, 1], object score ``Bx1``)."""
+        masks, iou, score, _ = self.decode(image_embeddings, image_pe, sparse, dense, feat_s0, feat_s1)
+        return masks, iou, score
+
+    def decode(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
+               dense: torch.Tensor, feat_s0: torch.Tensor,
+               feat_s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` plus the mask tokens ``Bx4xC`` after the transformer (video mode
+        turns them into object pointers)."""
         b = sparse.shape[0]
         out_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight,
                                 self.mask_tokens.weight], dim=0)
@@ -66,18 +75,38 @@ class Sam2MaskDecoder(nn.Module):
                             dim=1)
         _, c2, h2, w2 = x.shape
         masks = (hyper @ x.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
-        return masks, self.iou_prediction_head(hs[:, 1, :]), self.pred_obj_score_head(hs[:, 0, :])
+        return (masks, self.iou_prediction_head(hs[:, 1, :]), self.pred_obj_score_head(hs[:, 0, :]),
+                mask_out)
 
 
 class Sam2Model(nn.Module):
-    """The image-mode part of ``SAM2Base`` with the official key names."""
+    """``SAM2Base`` with the official key names, in the official state-dict order.
 
-    def __init__(self, image_encoder: nn.Module):
+    Image mode uses ``no_mem_embed``, ``image_encoder``, ``sam_prompt_encoder`` and
+    ``sam_mask_decoder``; video mode (:mod:`.sam2_video`) adds ``maskmem_tpos_enc``
+    (``num_maskmem x 1 x 1 x 64``), ``no_obj_ptr``, ``no_obj_embed_spatial``,
+    ``memory_attention``, ``memory_encoder``, ``obj_ptr_proj`` (MLP 256-256-256-256) and
+    ``obj_ptr_tpos_proj`` (256 -> 64). ``no_mem_pos_enc`` and ``mask_downsample`` are loaded
+    but unused (the official model uses them only without ``directly_add_no_mem_embed`` and
+    for mask prompts in training).
+    """
+
+    def __init__(self, image_encoder: nn.Module, num_maskmem: int = 7):
         super().__init__()
+        self.num_maskmem = num_maskmem
+        self.maskmem_tpos_enc = nn.Parameter(torch.zeros(num_maskmem, 1, 1, 64))
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, 256))
+        self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, 256))
+        self.no_obj_ptr = nn.Parameter(torch.zeros(1, 256))
+        self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, 64))
         self.image_encoder = image_encoder
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.memory_attention = MemoryAttention(256, 64, 4)
+        self.memory_encoder = MemoryEncoder(256, 64)
         self.sam_prompt_encoder = PromptEncoder(256, (64, 64), (1024, 1024), 16)
         self.sam_mask_decoder = Sam2MaskDecoder(256)
+        self.obj_ptr_proj = MLP(256, 256, 256, 3)
+        self.obj_ptr_tpos_proj = nn.Linear(256, 64)
 
     def export_graphs(self) -> dict[str, nn.Module]:
         return {"encoder": Sam2EncoderGraph(self).eval(), "decoder": Sam2DecoderGraph(self).eval()}

@@ -1,0 +1,122 @@
+"""Export SAM 2.1 video mode to an ONNX *video bundle* (torch side; ``export`` extra).
+
+A video bundle is a folder with the four graphs of ``docs/video.md`` (``video_encoder.onnx``,
+``memory_attention.onnx``, ``video_decoder.onnx``, ``memory_encoder.onnx``) and a
+``manifest.json`` whose ``"kind"`` is ``"video"`` and whose ``"video"`` section is the
+contract (:class:`~.engine.VideoConfig`: slot counts, ``max_cond``, the selection rule).
+The memory-attention graph has static slot counts: ``S = max_cond + num_maskmem - 1`` and
+``P = max_cond + max_obj_ptrs - 1``. Written to a temporary sibling folder and renamed when
+complete, after each graph's parity with torch is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..bundle import sha256_file
+from ..errors import EdgeSamError
+from ..graphs import GraphSpec, parity, parity_ok, sample_feed, video_graph_specs
+from ..registry import get_variant
+from ..testing import synthetic_array
+from .engine import GRAPHS, VideoConfig
+
+VIDEO_FORMAT_VERSION = 1
+
+
+def video_feed(name: str, spec: GraphSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid inputs for tracing and parity: a few empty slots, positions in [0, 1]."""
+    feed = sample_feed(spec, seed=seed, batch=1, points=3)
+    if name == "memory_attention":
+        s, p = spec.inputs[2].shape[0], spec.inputs[4].shape[0]
+        assert isinstance(s, int) and isinstance(p, int)
+        feed["memory_features"] = synthetic_array(0xF5, (s, 64, 64, 64), seed, -1.0, 1.0)
+        feed["memory_tpos"] = (np.arange(s) % 7).astype(np.int64)
+        feed["memory_valid"] = (np.arange(s) < max(1, s - 2)).astype(np.float32)
+        feed["obj_ptr_pos"] = np.linspace(0.0, 1.0, p, dtype=np.float32)
+        feed["obj_ptr_valid"] = (np.arange(p) < max(1, p - 3)).astype(np.float32)
+    if name == "memory_encoder":
+        feed["binarize"] = np.zeros(1, np.float32)
+        feed["object_score_logits"] = np.full((1, 1), 0.5, np.float32)
+    if name == "video_decoder":
+        feed["has_mask_input"] = np.zeros(1, np.float32)
+    return feed
+
+
+def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond: int = 2,
+                        overwrite: bool = False, say: Any = None) -> Path:
+    """Export ``variant``'s video graphs with ``checkpoint`` (path or ``synthetic:SEED``) to
+    the video bundle ``out``; ``max_cond`` conditioning frames are attended per frame."""
+    import torch
+
+    from edge_sam_sdk.exporters.checkpoint import load_model
+    from edge_sam_sdk.exporters.export import checkpoint_facts
+    from edge_sam_sdk.exporters.models.sam2_video import video_graphs
+    from edge_sam_sdk.exporters.targets.onnx.export import export_onnx
+    from edge_sam_sdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
+
+    say = say or (lambda _m: None)
+    if max_cond < 1:
+        raise EdgeSamError(f"max_cond must be >= 1, got {max_cond}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeSamError(f"{out} exists and is a file, not a bundle folder; choose another --out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise EdgeSamError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    spec = get_variant(variant)
+    if spec.decoder_kind != "sam2":
+        raise EdgeSamError(f"{variant} has no video mode; video bundles are for SAM 2.1 variants")
+    base = VideoConfig()
+    config = VideoConfig(max_cond=max_cond, spatial_slots=max_cond + base.num_maskmem - 1,
+                         ptr_slots=max_cond + base.max_obj_ptrs - 1)
+    specs = video_graph_specs(spec, config.spatial_slots or 0, config.ptr_slots or 0)
+    say(f"building {variant} and loading {checkpoint}")
+    modules = video_graphs(load_model(spec, checkpoint))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        graphs: dict[str, Any] = {}
+        checks: dict[str, Any] = {}
+        for name in GRAPHS:
+            file = f"{name}.onnx"
+            say(f"exporting {name} ({file})")
+            feed = video_feed(name, specs[name])
+            facts = export_onnx(modules[name], specs[name], feed, tmp / file)
+            with torch.inference_mode():
+                ref = modules[name](*(torch.from_numpy(feed[n]) for n in specs[name].input_names))
+            ref = ref if isinstance(ref, tuple) else (ref,)
+            got = OnnxRuntimeBackend(tmp / file).run(feed)
+            names = specs[name].output_names
+            figures = {n: parity(r.numpy(), got[n]) for n, r in zip(names, ref, strict=True)}
+            ok = all(parity_ok(f, specs[name]) for f in figures.values())
+            if not ok:
+                raise EdgeSamError(f"{name}: exported graph differs from torch: {figures}")
+            checks[name] = {"ok": ok, "outputs": figures}
+            graphs[name] = specs[name].to_dict() | facts | {"file": file, "sha256": sha256_file(tmp / file)}
+        manifest = {
+            "kind": "video", "video_format_version": VIDEO_FORMAT_VERSION, "sdk_version": __version__,
+            "variant": spec.name, "family": spec.family, "target": "onnx", "precision": "fp32",
+            "checkpoint": checkpoint_facts(checkpoint), "license": spec.license,
+            "created_unix": int(time.time()), "graphs": graphs, "export_parity": checks,
+            "video": config.to_dict() | {
+                "frame_input": "PIL resize (S, S) BICUBIC of RGB uint8, /255, ImageNet mean/std, NCHW",
+                "memory_dtype": "bfloat16 (round to nearest even), fed as float32",
+                "selection": "docs/video.md#memory-slots", "no_obj_score": -1024.0,
+                "mem_mask_scale": 20.0, "mem_mask_bias": -10.0, "hole_filling": False}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"video bundle written to {out}")
+    return out

@@ -1,0 +1,139 @@
+"""Replaying the golden video cases (``shared/GOLDEN.md``, "Video cases") through a
+:class:`edge_sam_sdk.video.VideoPredictor` and comparing every stored step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_DIR, SHARED
+from edge_sam_sdk.testing import Golden
+from edge_sam_sdk.video.bank import FrameOutput, from_bf16_bits, select_memory
+from edge_sam_sdk.video.engine import FrameFeatures, VideoConfig, VideoEngine
+from edge_sam_sdk.video.predictor import VideoPredictor, VideoState
+
+CLIP = SHARED / "video" / "truck_pan"
+GOLDEN = GOLDEN_DIR / "sam2_1_hiera_tiny_video.npz"
+CASES = ["click", "box", "correction", "correction_cond", "two_objects", "reverse"]
+
+
+def clip() -> Path:
+    if not CLIP.is_dir():
+        pytest.skip(f"{CLIP} is absent: the video golden cases need the shared truck_pan clip "
+                    "(frames of another repository's photo, not committed here)")
+    return CLIP
+
+
+@dataclass
+class StepResult:
+    """What one golden step returned: ``logits`` N x 1 x H x W and per object the output."""
+
+    obj_ids: list[int]
+    logits: np.ndarray | None = None
+    objects: dict[int, FrameOutput] = field(default_factory=dict)
+
+
+def replay(predictor: VideoPredictor, state: VideoState, g: Golden, case: str) -> dict[str, StepResult]:
+    """Run ``video.<case>``'s actions from a reset state; results by golden step name."""
+    meta = g.case(f"video.{case}")
+    predictor.reset_state(state)
+    predictor.add_all_frames_to_correct_as_cond = bool(
+        meta.get("attrs", {}).get("add_all_frames_to_correct_as_cond", False))
+    out: dict[str, StepResult] = {}
+    adds = props = 0
+    for kind, kwargs in meta["actions"]:
+        if kind == "add":
+            adds += 1
+            call = {k: v for k, v in kwargs.items() if k in ("points", "labels", "box", "clear_old_points")}
+            f, ids, logits = predictor.add_new_points_or_box(state, kwargs["frame_idx"], kwargs["obj_id"],
+                                                             **call)
+            res = StepResult(ids, logits)
+            for obj in ids:
+                bank = state.banks[obj]
+                o = bank.output(f)
+                if o is not None:
+                    res.objects[obj] = o
+            out[f"add{adds}"] = res
+        else:
+            props += 1
+            pending = {(obj, t): o for obj, b in state.banks.items()
+                       for d in (b.pending_cond, b.pending_non_cond) for t, o in d.items()}
+            first = True
+            for f, ids, logits in predictor.propagate_in_video(state, **kwargs):
+                if first:  # the preflight has run: prompted frames now carry memory
+                    for (obj, t), o in pending.items():
+                        out.setdefault(f"pre{props}_f{t}", StepResult([obj])).objects[obj] = o
+                    first = False
+                res = StepResult(ids, logits)
+                for obj in ids:
+                    b = state.banks[obj]
+                    res.objects[obj] = b.cond.get(f) or b.non_cond[f]
+                out[f"prop{props}_f{f}"] = res
+    return out
+
+
+def compare_case(g: Golden, case: str, results: dict[str, StepResult]) -> list[str]:
+    """Every failed check of ``case`` as one line (empty: all pass), and a summary line per
+    step on stdout."""
+    meta = g.case(f"video.{case}")
+    failures: list[str] = []
+    for name in [s["step"] for s in meta["steps"]]:
+        prefix = f"video.{case}.{name}"
+        if name not in results:
+            failures.append(f"{prefix}: step not produced")
+            continue
+        res = results[name]
+        if f"{prefix}.masks.shape" in g and res.logits is not None:
+            ious = g.mask_iou(f"{prefix}.masks", res.logits[:, 0] > 0)
+            if min(ious) < 0.99:
+                failures.append(f"{prefix}: mask IoU {ious}")
+            c = g.compare(f"{prefix}.video_res_logits", res.logits)
+            if not c.ok:
+                failures.append(str(c))
+        for obj, o in res.objects.items():
+            key = f"{prefix}.o{obj}"
+            checks: list[tuple[str, Any]] = [("low_res_logits", o.low_res), ("obj_ptr", o.obj_ptr[None])]
+            for tensor, value in checks:
+                if g.has_tensor(f"{key}.{tensor}"):
+                    c = g.compare(f"{key}.{tensor}", value)
+                    if not c.ok:
+                        failures.append(str(c))
+            if f"{key}.object_score_logits" in g:
+                ref = float(np.asarray(g[f"{key}.object_score_logits"]).reshape(-1)[0])
+                if abs(ref - o.score) > 1e-3:
+                    failures.append(f"{key}: object score {o.score} != {ref}")
+            if g.has_tensor(f"{key}.maskmem_features") and o.maskmem is not None:
+                c = g.compare(f"{key}.maskmem_features", from_bf16_bits(o.maskmem)[None])
+                if c.rel_l2 > 4e-3:  # the bank holds bfloat16 (relative step 2^-8)
+                    failures.append(f"{key}: {c}")
+    return failures
+
+
+class FakeEngine(VideoEngine):
+    """No model: records each decoded frame's memory selection on its output."""
+
+    def __init__(self) -> None:
+        self.config = VideoConfig()
+        self.graphs = {}
+        self.encoded = 0
+
+    def encode_frame(self, image: np.ndarray) -> FrameFeatures:
+        return FrameFeatures({})
+
+    def memory_encode(self, feats: FrameFeatures, low_res: np.ndarray, score: float,
+                      from_points: bool) -> np.ndarray:
+        self.encoded += 1
+        return np.zeros((64, 64, 64), np.uint16)
+
+    def track_step(self, feats: FrameFeatures, bank: Any, frame: int, **kw: Any) -> FrameOutput:
+        out = FrameOutput(np.zeros((1, 1, 256, 256), np.float32), np.zeros(256, np.float32), 1.0)
+        if not kw["is_init_cond"]:
+            out.selection = select_memory(bank, frame, kw["reverse"], kw["num_frames"])  # type: ignore[attr-defined]
+        out.multimask = kw["points"] is None or len(kw["points"][1]) <= 1  # type: ignore[attr-defined]
+        if kw["run_mem_encoder"]:
+            out.maskmem = self.memory_encode(feats, out.low_res, out.score, kw["points"] is not None)
+        return out
