@@ -70,8 +70,37 @@ object Processing {
         }
     }
 
+    /** Largest image (pixels, `H * W`) the SDK takes (`MAX_IMAGE_PIXELS`, 134 MP). */
+    const val MAX_IMAGE_PIXELS: Long = 1L shl 27
+
+    /**
+     * `check_image`'s size limit and `check_geometry`: [IllegalArgumentException] with the SDK's
+     * messages when the image is empty, too large, or so elongated that a resized side (encoder
+     * input, prompt frame, NanoSAM's low-res crop) would be 0 pixels.
+     */
+    fun checkGeometry(h: Int, w: Int, spec: ProcessingSpec) {
+        require(h >= 1 && w >= 1) { "image is empty: shape ($h, $w, 3)" }
+        require(h.toLong() * w <= MAX_IMAGE_PIXELS) {
+            "image is ${w}x$h pixels, over the SDK's limit of $MAX_IMAGE_PIXELS " +
+                "(${"%.0f".format(MAX_IMAGE_PIXELS / 1e6)} MP); downscale it first"
+        }
+        val sizes = mutableListOf(resizedShape(h, w, spec.inputSize, spec.resize),
+                                  resizedShape(h, w, spec.promptFrame, spec.resize))
+        if (spec.postprocess == "crop_low_res") {
+            val low = spec.lowResSize
+            sizes.add(if (h >= w) intArrayOf(low, (low * w.toDouble() / h).toInt())
+                      else intArrayOf((low * h.toDouble() / w).toInt(), low))
+        }
+        require(sizes.all { minOf(it[0], it[1]) >= 1 }) {
+            val aspect = maxOf(w.toDouble() / h, h.toDouble() / w)
+            "image ${w}x$h is too elongated for this variant (aspect over ${"%.0f".format(aspect)}:1): " +
+                "resized, one side would be 0 pixels; crop it first"
+        }
+    }
+
     /** Resized image (`hxwx3`, values 0..255; uint8 values for `pil_*` rules) and its size. */
     fun resized(image: IntArray, h: Int, w: Int, spec: ProcessingSpec): Pair<DoubleArray, IntArray> {
+        checkGeometry(h, w, spec)
         val size = resizedShape(h, w, spec.inputSize, spec.resize)
         return Pair(Resize.resizeImage(image, h, w, size[0], size[1], spec.interpolation), size)
     }

@@ -110,6 +110,18 @@ fun runCase(dir: File, case: Map<String, Any?>, tol: Map<String, Any?>, out: Che
     }
 }
 
+/** The SDK's image limits, with its messages (the Swift port's SupportTests check the same). */
+fun checkLimits(out: Checker) {
+    fun message(h: Int, w: Int, spec: ProcessingSpec): String? =
+        try { Processing.checkGeometry(h, w, spec); null } catch (e: IllegalArgumentException) { e.message }
+    val sam = ProcessingSpec()
+    out.check("limits", "elongated", message(1, 3000, sam) == "image 3000x1 is too elongated for this variant " +
+        "(aspect over 3000:1): resized, one side would be 0 pixels; crop it first", "${message(1, 3000, sam)}")
+    out.check("limits", "too large", message(20000, 7000, sam) == "image is 7000x20000 pixels, over the SDK's " +
+        "limit of 134217728 (134 MP); downscale it first", "${message(20000, 7000, sam)}")
+    out.check("limits", "ordinary", message(900, 1200, sam) == null, "${message(900, 1200, sam)}")
+}
+
 fun main(args: Array<String>) {
     if (args.size != 1) {
         System.err.println("usage: processing-tests VECTORS_DIR (written by: edgesam vectors --out DIR)")
@@ -124,6 +136,7 @@ fun main(args: Array<String>) {
     val tol = index["tolerances"].asMap()
     val out = Checker()
     for (case in index["cases"].asList()) runCase(dir, case.asMap(), tol, out)
+    checkLimits(out)
     println("${out.checks - out.failures}/${out.checks} checks passed")
     exitProcess(if (out.failures == 0) 0 else 1)
 }
