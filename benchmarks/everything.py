@@ -252,7 +252,7 @@ def main() -> None:
         out["wall_s"] = round(out["wall_s"] + old.get("wall_s", 0.0), 1)
     previous.write_text(json.dumps(out, indent=2) + "\n")
     (HERE / "results" / "everything.md").write_text(markdown(out))
-    bar_chart(results, HERE / "results" / "everything.png")
+    bar_chart(out["results"], HERE / "results" / "everything.png")  # every merged variant
     print(markdown(out))
 
 
