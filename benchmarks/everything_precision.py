@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from everything import GOLDEN, HERE, TRUCK, run
+from everything import GOLDEN, HERE, TRUCK, decoder_per_prompt, run
 
 from edge_sam_sdk import AutomaticMaskGenerator, load_bundle
 from edge_sam_sdk.everything.agreement import compare
@@ -48,7 +48,10 @@ def main() -> None:
         bundle = load_bundle(path, threads=args.threads)
         AutomaticMaskGenerator(bundle, points_per_side=2, pred_iou_thresh=0.0,
                                stability_score_thresh=0.0).generate(image[:256, :256].copy())  # warm-up
-        row: dict[str, Any] = {"kind": describe(path)}
+        # The prompt batches the jobs use, run once first (onnxruntime's first run of a shape
+        # allocates: without this the first job's decoder measured 2x slower).
+        row: dict[str, Any] = {"kind": describe(path),
+                               "decoder_ms_per_prompt": decoder_per_prompt(bundle, image, [16, 32, 64], 1)}
         for sampling in ("hierarchical", "grid"):
             row[sampling] = run(bundle, image, sampling, "exact", args)[0]
             print(path.name, sampling, json.dumps(row[sampling]), flush=True)
