@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from .processing import ProcessingSpec
@@ -294,3 +295,15 @@ _SAM2_SIZES = {
 }
 for _size, _text in _SAM2_SIZES.items():
     register_variant(functools.partial(_sam2, _size, _text))
+
+
+@register_variant
+def edgetam() -> VariantSpec:
+    """EdgeTAM (image mode): SAM 2's decoder and processing on a timm RepViT-M1 trunk."""
+    base = _sam2("tiny", "")
+    return dataclasses.replace(
+        base, name="edgetam",
+        checkpoint=CheckpointSpec(files=("edgetam.pt",), wrapper="model",
+                                  url="https://github.com/facebookresearch/EdgeTAM/tree/main/checkpoints/edgetam.pt"),
+        builder="edge_sam_sdk.exporters.models.edgetam:edgetam",
+        description="EdgeTAM (image mode): RepViT-M1 trunk + FPN, SAM 2 decoder with high-res features")

@@ -222,6 +222,15 @@ def _e2e_predictor(variant: str, backend: str, models: dict, bundles: dict) -> S
 
 _FACTORS: dict[str, float] = {}
 
+#: Variants whose mask decoder is ill-conditioned on the truck photo's embeddings: (factor the
+#: e2e tensor bounds widen by, mask IoU bar) on every backend. EdgeTAM: the synthetic RepViT
+#: trunk and a neck without normalization give embeddings up to ~5e7, which the golden (fp32)
+#: holds to rel. L2 ~1.5e-6 (our float64 model agrees to 1.3e-6); noise of that size on the
+#: embeddings moves ``two_points``' logits by rel. L2 2e-5..1.2e-3. Measured vs the golden:
+#: torch 3e-4 (IoU 0.998), ONNX 8.5e-4 / ``refine`` 1.1e-3 (IoU 0.990 / 0.9889); the other
+#: cases agree to rel. L2 <= 2.4e-6 on both.
+_DECODER_CONDITIONING: dict[str, tuple[float, float]] = {"edgetam": (20.0, 0.985)}
+
 
 def _conditioning_factor(variant: str, g: Golden, truck: np.ndarray, models: dict) -> float:
     """How much the tensor bounds widen for a runtime that does not replay torch's kernels.
@@ -277,6 +286,8 @@ def check_e2e_golden(variant: str, predictor: Any, truck: np.ndarray, models: di
     factor = 1.0
     if exported and not g.compare("e2e.image_embeddings", predictor.get_image_embedding()).ok:
         factor = _conditioning_factor(variant, g, truck, models)
+    widen, iou_bar = _DECODER_CONDITIONING.get(variant, (1.0, 0.99))
+    factor = max(factor, widen)
     for name, value in predictor.features.items():
         if g.has_tensor(f"e2e.{name}"):
             _assert_close(g, f"e2e.{name}", value, factor)
@@ -300,7 +311,7 @@ def check_e2e_golden(variant: str, predictor: Any, truck: np.ndarray, models: di
         if case == "point":
             previous = low[int(np.argmax(scores))][None]
         ious = g.mask_iou(f"e2e.{case}.masks", masks)
-        assert min(ious) >= 0.99, f"{case}: mask IoU {ious}"
+        assert min(ious) >= iou_bar, f"{case}: mask IoU {ious}"
         np.testing.assert_allclose(scores, g[f"e2e.{case}.iou_predictions"], atol=0.01)
         _assert_close(g, f"e2e.{case}.low_res_logits", low, factor)
         if f"e2e.{case}.object_score_logits" in g:  # SAM 2, surfaced as predictor.extra_outputs

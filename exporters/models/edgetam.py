@@ -1,0 +1,170 @@
+"""EdgeTAM (facebookresearch/EdgeTAM): SAM 2 with a timm RepViT-M1 trunk and a perceiver memory.
+
+Image mode equals SAM 2.1's (:mod:`.sam2`: same prompt encoder, mask decoder, high-res
+features, ``no_mem_embed``) with the trunk replaced by timm's ``repvit_m1`` built
+``features_only`` (4 levels, 48/96/192/384 channels, strides 4-32), wrapped as
+``image_encoder.trunk.body`` and followed by SAM 2's FPN neck (``scalp`` 1).
+
+Key names and order equal the official state dict (982 entries), video-mode modules included:
+memory attention with 2 layers, the memory encoder, ``obj_ptr_proj`` and ``spatial_perceiver``
+(:mod:`.perceiver`); EdgeTAM has no ``no_obj_embed_spatial`` and no ``obj_ptr_tpos_proj``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .hiera import FpnNeck, Sam2ImageEncoder
+from .perceiver import PerceiverResampler
+from .sam2 import Sam2Model
+from .sam2_memory import MemoryAttention
+
+
+class ConvNorm(nn.Sequential):
+    """timm ``ConvNorm``: conv ``c`` (no bias) then BatchNorm ``bn``."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1):
+        super().__init__(OrderedDict(
+            c=nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+            bn=nn.BatchNorm2d(cout)))
+
+
+class RepVggDw(nn.Module):
+    """Legacy timm ``RepVggDw``: depthwise 3x3 + depthwise 1x1 (both conv-BN) + identity."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = ConvNorm(dim, dim, 3, groups=dim)
+        self.conv1 = ConvNorm(dim, dim, 1, groups=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.conv1(x) + x
+
+
+class Mlp(nn.Module):
+    """1x1 conv-BN, GELU, 1x1 conv-BN."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.conv1 = ConvNorm(dim, hidden)
+        self.act = nn.GELU()
+        self.conv2 = ConvNorm(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.conv1(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """timm ``SEModule`` (ratio 0.25, divisor 8): mean, 1x1 fc1, ReLU, 1x1 fc2, sigmoid gate."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        rd = max(8, int(dim * 0.25 + 4) // 8 * 8)
+        rd = rd + 8 if rd < 0.9 * dim * 0.25 else rd
+        self.fc1 = nn.Conv2d(dim, rd, 1)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Conv2d(rd, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(self.act(self.fc1(s))))
+
+
+class Block(nn.Module):
+    """timm ``RepViTBlock``: token mixer, optional SE, residual channel mixer."""
+
+    def __init__(self, dim: int, use_se: bool):
+        super().__init__()
+        self.token_mixer = RepVggDw(dim)
+        self.se = SqueezeExcite(dim) if use_se else nn.Identity()
+        self.channel_mixer = Mlp(dim, dim * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.se(self.token_mixer(x))
+        return x + self.channel_mixer(x)
+
+
+class Downsample(nn.Module):
+    """timm ``RepViTDownsample``: block, depthwise stride-2 3x3, 1x1 to ``cout``, residual FFN."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.pre_block = Block(cin, use_se=False)
+        self.spatial_downsample = ConvNorm(cin, cin, 3, 2, groups=cin)
+        self.channel_downsample = ConvNorm(cin, cout)
+        self.ffn = Mlp(cout, cout * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.channel_downsample(self.spatial_downsample(self.pre_block(x)))
+        return x + self.ffn(x)
+
+
+class Stage(nn.Module):
+    def __init__(self, cin: int, cout: int, depth: int):
+        super().__init__()
+        self.downsample = Downsample(cin, cout) if cin != cout else nn.Identity()
+        self.blocks = nn.Sequential(*(Block(cout, use_se=i % 2 == 0) for i in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class Stem(nn.Module):
+    def __init__(self, cout: int):
+        super().__init__()
+        self.conv1 = ConvNorm(3, cout // 2, 3, 2)
+        self.act1 = nn.GELU()
+        self.conv2 = ConvNorm(cout // 2, cout, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act1(self.conv1(x)))
+
+
+class RepViTFeatures(nn.Module):
+    """timm ``repvit_m1`` ``features_only``: the stage outputs at strides 4, 8, 16, 32."""
+
+    def __init__(self, dims: tuple[int, ...] = (48, 96, 192, 384), depths: tuple[int, ...] = (2, 2, 14, 2)):
+        super().__init__()
+        self.stem = Stem(dims[0])
+        for i, (d, n) in enumerate(zip(dims, depths, strict=True)):
+            self.add_module(f"stages_{i}", Stage(dims[max(i - 1, 0)], d, n))
+        self.num_stages = len(dims)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i in range(self.num_stages):
+            x = getattr(self, f"stages_{i}")(x)
+            outs.append(x)
+        return outs
+
+
+class TimmTrunk(nn.Module):
+    """EdgeTAM's ``TimmBackbone``: the timm model as ``body``; channels finest first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = RepViTFeatures()
+        self.channel_list = [384, 192, 96, 48]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(x)
+
+
+class EdgeTamModel(Sam2Model):
+    """``SAM2Base`` as EdgeTAM configures it (official key names and order)."""
+
+    def __init__(self) -> None:
+        trunk = TimmTrunk()
+        super().__init__(Sam2ImageEncoder(trunk, FpnNeck(trunk.channel_list), scalp=1))  # type: ignore[arg-type]
+        del self.no_obj_embed_spatial
+        del self.obj_ptr_tpos_proj
+        self.memory_attention = MemoryAttention(256, 64, 2)
+        self.spatial_perceiver = PerceiverResampler()
+
+
+def edgetam() -> EdgeTamModel:
+    return EdgeTamModel()
