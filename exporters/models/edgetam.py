@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from .hiera import FpnNeck, Sam2ImageEncoder
+from .layers import interpolate
 from .perceiver import PerceiverResampler
 from .sam2 import Sam2Model
-from .sam2_memory import MemoryAttention
+from .sam2_memory import MemoryAttention, sine_position_encoding
 
 
 class ConvNorm(nn.Sequential):
@@ -164,6 +165,27 @@ class EdgeTamModel(Sam2Model):
         del self.obj_ptr_tpos_proj
         self.memory_attention = MemoryAttention(256, 64, 2)
         self.spatial_perceiver = PerceiverResampler()
+
+
+class EdgeTamMemoryEncoderGraph(nn.Module):
+    """SAM 2.1's memory encoding (:class:`.sam2_video.MemoryEncoderGraph`'s inputs) followed by
+    the spatial perceiver: ``maskmem_features`` ``1x512x64`` and ``maskmem_pos_enc`` ``1x512x64``.
+    EdgeTAM adds no ``no_obj_embed_spatial``."""
+
+    def __init__(self, model: EdgeTamModel, image_size: int = 1024):
+        super().__init__()
+        self.memory_encoder = model.memory_encoder
+        self.spatial_perceiver = model.spatial_perceiver
+        self.image_size = image_size
+
+    def forward(self, vision_features: torch.Tensor, mask_logits: torch.Tensor,
+                binarize: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        high = interpolate(mask_logits, (self.image_size, self.image_size), "bilinear")
+        b = binarize.reshape(1, 1, 1, 1)
+        mask = b * (high > 0).to(high.dtype) + (1 - b) * torch.sigmoid(high)
+        feats = self.memory_encoder(vision_features, mask * 20.0 - 10.0)
+        _, c, h, w = feats.shape
+        return self.spatial_perceiver(feats, sine_position_encoding(c, h, w).to(feats.dtype))
 
 
 def edgetam() -> EdgeTamModel:
