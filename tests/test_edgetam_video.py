@@ -1,12 +1,13 @@
 """EdgeTAM video mode, fast checks against ``edgetam_video.npz`` (seed 3): the memory selection
 replayed without a model (512-token spatial slots, pointers without temporal position) and the
-perceiver's memory positions. The memory-attention graph and the full propagation are not
-implemented yet."""
+perceiver's memory positions, frame 0 of ``click`` on torch. The memory-attention graph (2 layers,
+``RoPEAttentionv2`` key rules) and the full propagation are not implemented yet."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from video_cases import replay
+from video_cases import clip, replay
 
 from conftest import GOLDEN_DIR
 from edge_sam_sdk.testing import Golden
@@ -55,3 +56,38 @@ def test_perceiver_positions_match_official(golden: Golden) -> None:
     assert tokens.shape == (1, 512, 64)
     assert golden.compare("video.maskmem_pos_enc", pos.numpy()).ok
 
+
+
+def test_first_frame_matches_golden(golden: Golden) -> None:
+    """Frame 0 of ``click`` on torch: frame loading, encoder, decoder without memory (logits,
+    pointer, object score) and the memory encoder + perceiver (512 tokens)."""
+    torch = pytest.importorskip("torch")
+    from edge_sam_sdk.exporters.checkpoint import load_model
+    from edge_sam_sdk.exporters.models.edgetam import EdgeTamMemoryEncoderGraph
+    from edge_sam_sdk.exporters.models.sam2_video import Sam2VideoDecoderGraph, Sam2VideoEncoderGraph
+    from edge_sam_sdk.registry import get_variant
+    from edge_sam_sdk.video.frames import frame_files, model_input, read_image
+
+    g = golden
+    model = load_model(get_variant("edgetam"), "synthetic:3").eval()
+    x = model_input(read_image(frame_files(clip())[0]))
+    assert g.compare("video.frames.f0.model_input", x).ok
+    step = next(s for s in g.case("video.click")["steps"] if s["step"] == "add1")
+    pts = step["objects"]["1"]["point_inputs"]
+    coords = torch.tensor([pts["point_coords"] + [[0.0, 0.0]]], dtype=torch.float32)  # padding point
+    labels = torch.tensor([pts["point_labels"] + [-1]], dtype=torch.float32)
+    with torch.no_grad():
+        emb, h0, h1, vis = Sam2VideoEncoderGraph(model)(torch.from_numpy(x))
+        assert g.compare("video.frames.f0.image_embed", vis.numpy()).ok
+        assert g.compare("video.frames.f0.high_res_feats_0", h0.numpy()).ok
+        masks, iou, score, ptrs = Sam2VideoDecoderGraph(model)(emb, h0, h1, coords, labels,
+                                                               torch.zeros(1, 1, 256, 256), torch.zeros(1))
+        best = int(iou[0, 1:].argmax()) + 1  # one click: multimask, argmax IoU of tokens 1..3
+        low = masks[:, best:best + 1]
+        assert g.compare("video.click.add1.o1.low_res_logits", low.numpy()).ok
+        assert g.compare("video.click.add1.o1.obj_ptr", ptrs[:, best].numpy()).ok
+        np.testing.assert_allclose(score.numpy(), g["video.click.add1.o1.object_score_logits"], atol=1e-3)
+        feats, pos = EdgeTamMemoryEncoderGraph(model)(vis, low, torch.ones(1))
+    assert feats.shape == (1, 512, 64)
+    assert g.compare("video.click.pre1_f0.o1.maskmem_features", feats.numpy()).ok
+    assert g.compare("video.maskmem_pos_enc", pos.numpy()).ok
