@@ -5,6 +5,8 @@ perceiver's memory positions, frame 0 of ``click`` on torch. The memory-attentio
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from video_cases import clip, replay
@@ -58,18 +60,24 @@ def test_perceiver_positions_match_official(golden: Golden) -> None:
 
 
 
-def test_first_frame_matches_golden(golden: Golden) -> None:
-    """Frame 0 of ``click`` on torch: frame loading, encoder, decoder without memory (logits,
-    pointer, object score) and the memory encoder + perceiver (512 tokens)."""
-    torch = pytest.importorskip("torch")
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    pytest.importorskip("torch")
     from edge_sam_sdk.exporters.checkpoint import load_model
+    from edge_sam_sdk.registry import get_variant
+
+    return load_model(get_variant("edgetam"), "synthetic:3").eval()
+
+
+def _frame0(model: Any, g: Golden) -> tuple[Any, Any, Any]:
+    """Frame 0 of ``click`` on torch, checked step by step; -> perceiver tokens, positions, pointer."""
+    import torch
+
     from edge_sam_sdk.exporters.models.edgetam import EdgeTamMemoryEncoderGraph
     from edge_sam_sdk.exporters.models.sam2_video import Sam2VideoDecoderGraph, Sam2VideoEncoderGraph
-    from edge_sam_sdk.registry import get_variant
     from edge_sam_sdk.video.frames import frame_files, model_input, read_image
 
-    g = golden
-    model = load_model(get_variant("edgetam"), "synthetic:3").eval()
     x = model_input(read_image(frame_files(clip())[0]))
     assert g.compare("video.frames.f0.model_input", x).ok
     step = next(s for s in g.case("video.click")["steps"] if s["step"] == "add1")
@@ -88,6 +96,37 @@ def test_first_frame_matches_golden(golden: Golden) -> None:
         assert g.compare("video.click.add1.o1.obj_ptr", ptrs[:, best].numpy()).ok
         np.testing.assert_allclose(score.numpy(), g["video.click.add1.o1.object_score_logits"], atol=1e-3)
         feats, pos = EdgeTamMemoryEncoderGraph(model)(vis, low, torch.ones(1))
+    return feats, pos, ptrs[:, best]
+
+
+def test_first_frame_matches_golden(model: Any, golden: Golden) -> None:
+    """Frame 0 of ``click`` on torch: frame loading, encoder, decoder without memory (logits,
+    pointer, object score) and the memory encoder + perceiver (512 tokens)."""
+    feats, pos, _ = _frame0(model, golden)
     assert feats.shape == (1, 512, 64)
-    assert g.compare("video.click.pre1_f0.o1.maskmem_features", feats.numpy()).ok
-    assert g.compare("video.maskmem_pos_enc", pos.numpy()).ok
+    assert golden.compare("video.click.pre1_f0.o1.maskmem_features", feats.numpy()).ok
+    assert golden.compare("video.maskmem_pos_enc", pos.numpy()).ok
+
+
+def test_second_frame_memory_attention_matches_golden(model: Any, golden: Golden) -> None:
+    """Frame 1 of ``click``: frame 0's 512 bfloat16 memory tokens + 4 pointer tokens (no temporal
+    position) -> memory attention (2 layers, ``RoPEAttentionv2``) -> ``pix_feat_with_mem``."""
+    torch = pytest.importorskip("torch")
+    from edge_sam_sdk.exporters.models.sam2_memory import sine_position_encoding
+    from edge_sam_sdk.exporters.models.sam2_video import Sam2VideoEncoderGraph
+    from edge_sam_sdk.video.frames import frame_files, model_input, read_image
+
+    g = golden
+    feats, pos, ptr = _frame0(model, g)
+    with torch.no_grad():
+        x1 = model_input(read_image(frame_files(clip())[1]))
+        _, _, _, vis = Sam2VideoEncoderGraph(model)(torch.from_numpy(x1))
+        memory = torch.cat([feats.to(torch.bfloat16).float(), ptr.reshape(1, 4, 64)], 1)
+        memory_pos = torch.cat([pos + model.maskmem_tpos_enc[6].reshape(1, 1, 64), torch.zeros(1, 4, 64)], 1)
+        assert g.compare("video.click.prop1_f1.o1.memory", memory.transpose(0, 1).numpy()).ok
+        assert g.compare("video.click.prop1_f1.o1.memory_pos", memory_pos.transpose(0, 1).numpy()).ok
+        y = model.memory_attention(vis.flatten(2).transpose(1, 2),
+                                   sine_position_encoding(256, 64, 64).flatten(2).transpose(1, 2),
+                                   memory, memory_pos, exclude=4)
+    pix = y.transpose(1, 2).reshape(1, 256, 64, 64).numpy()
+    assert g.compare("video.click.prop1_f1.o1.pix_feat_with_mem", pix).ok

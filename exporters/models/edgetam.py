@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .hiera import FpnNeck, Sam2ImageEncoder
 from .layers import interpolate
 from .perceiver import PerceiverResampler
 from .sam2 import Sam2Model
-from .sam2_memory import MemoryAttention, sine_position_encoding
+from .sam2_memory import MemoryAttention, RoPEAttention, axial_rope_tables, rotate, sine_position_encoding
 
 
 class ConvNorm(nn.Sequential):
@@ -155,6 +156,35 @@ class TimmTrunk(nn.Module):
         return self.body(x)
 
 
+class RoPEAttentionV2(RoPEAttention):
+    """EdgeTAM's cross-attention (``RoPEAttentionv2``): queries turn on the 64x64 grid; the
+    spatial keys are 512 per memory frame, of which the first 256 (1-D latents) do not turn and
+    the last 256 (2-D latents) turn on the 16x16 grid; the last ``exclude`` keys (object
+    pointers) do not turn. Same keys as :class:`RoPEAttention`."""
+
+    cos_k: torch.Tensor
+    sin_k: torch.Tensor
+
+    def __init__(self, dim: int = 256, kv_in_dim: int = 64, grid: int = 64, k_grid: int = 16):
+        super().__init__(dim, kv_in_dim, grid)
+        cos, sin = axial_rope_tables(dim, k_grid, k_grid)
+        self.register_buffer("cos_k", cos, persistent=False)
+        self.register_buffer("sin_k", sin, persistent=False)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, exclude: int = 0,
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        q = rotate(self.q_proj(q), self.cos, self.sin)
+        k, v = self.k_proj(k), self.v_proj(v)
+        b, m, c = k.shape
+        n2, n_sp = self.cos_k.shape[0], m - exclude
+        frames = k[:, :n_sp].reshape(b, -1, 2 * n2, c)
+        turned = rotate(frames[:, :, n2:], self.cos_k, self.sin_k)
+        spatial = torch.cat([frames[:, :, :n2], turned], dim=2).reshape(b, n_sp, c)
+        k = torch.cat([spatial, k[:, n_sp:]], dim=1)
+        mask = None if key_mask is None else key_mask.unsqueeze(1)
+        return self.out_proj(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+
 class EdgeTamModel(Sam2Model):
     """``SAM2Base`` as EdgeTAM configures it (official key names and order)."""
 
@@ -164,6 +194,8 @@ class EdgeTamModel(Sam2Model):
         del self.no_obj_embed_spatial
         del self.obj_ptr_tpos_proj
         self.memory_attention = MemoryAttention(256, 64, 2)
+        for layer in self.memory_attention.layers:
+            layer.cross_attn_image = RoPEAttentionV2()
         self.spatial_perceiver = PerceiverResampler()
 
 
