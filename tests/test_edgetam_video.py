@@ -130,3 +130,21 @@ def test_second_frame_memory_attention_matches_golden(model: Any, golden: Golden
                                    memory, memory_pos, exclude=4)
     pix = y.transpose(1, 2).reshape(1, 256, 64, 64).numpy()
     assert g.compare("video.click.prop1_f1.o1.pix_feat_with_mem", pix).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_video_case_matches_golden(case: str, golden: Golden) -> None:
+    """Every frame of ``case`` through the torch video predictor (opt-in: ``EDGESAM_VIDEO_ALL=1``)."""
+    import os
+
+    if os.environ.get("EDGESAM_VIDEO_ALL") != "1":
+        pytest.skip("every-frame EdgeTAM video cases: set EDGESAM_VIDEO_ALL=1 (and run slow tests) to opt in")
+    pytest.importorskip("torch")
+    from video_cases import compare_case
+
+    from edge_sam_sdk.video.predictor import VideoPredictor
+
+    predictor = VideoPredictor.from_torch("edgetam", "synthetic:3", cache_frames=6)
+    state = predictor.init_state(clip())
+    assert compare_case(golden, case, replay(predictor, state, golden, case)) == []

@@ -43,6 +43,8 @@ class VideoState:
     video_hw: tuple[int, int]
     banks: dict[int, ObjectBank] = field(default_factory=dict)
     cache: OrderedDict[int, FrameFeatures] = field(default_factory=OrderedDict)
+    #: per object, the non-conditioning frames that had prompts (see ``reuse_prompted_frames``)
+    prompted: dict[int, set[int]] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -110,8 +112,11 @@ class VideoPredictor:
     """
 
     def __init__(self, engine: VideoEngine, add_all_frames_to_correct_as_cond: bool = False,
-                 cache_frames: int = 2):
+                 cache_frames: int = 2, reuse_prompted_frames: bool = False):
         self.engine = engine
+        #: the batched legacy predictor (EdgeTAM's): propagation yields a prompted
+        #: non-conditioning frame's stored output instead of tracking that frame again
+        self.reuse_prompted_frames = reuse_prompted_frames
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self.cache_frames = max(1, int(cache_frames))
 
@@ -122,6 +127,7 @@ class VideoPredictor:
         ``synthetic:SEED``."""
         from .reference import torch_engine
 
+        kwargs.setdefault("reuse_prompted_frames", variant == "edgetam")
         return cls(torch_engine(variant, checkpoint), **kwargs)
 
     # ------------------------------------------------------------------ state
@@ -144,6 +150,7 @@ class VideoPredictor:
     def reset_state(self, state: VideoState) -> None:
         """Forget every object, prompt and memory (the frames and their features stay)."""
         state.banks.clear()
+        state.prompted.clear()
 
     def remove_object(self, state: VideoState, obj_id: int) -> None:
         obj_id = check_obj_id(obj_id)
@@ -215,6 +222,8 @@ class VideoPredictor:
         for obj_id, bank in state.banks.items():
             for pending, target in ((bank.pending_non_cond, bank.non_cond), (bank.pending_cond, bank.cond)):
                 for frame_idx, out in pending.items():
+                    if pending is bank.pending_non_cond:
+                        state.prompted.setdefault(obj_id, set()).add(frame_idx)
                     if out.maskmem is None:
                         out.maskmem = self.engine.memory_encode(self.features(state, frame_idx), out.low_res,
                                                                 out.score, from_points=True)
@@ -245,8 +254,10 @@ class VideoPredictor:
             order = range(start, min(start + count, n - 1) + 1)
         for frame_idx in order:
             rows = []
-            for bank in state.banks.values():
+            for obj_id, bank in state.banks.items():
                 out = bank.cond.get(frame_idx)
+                if out is None and self.reuse_prompted_frames and frame_idx in state.prompted.get(obj_id, ()):
+                    out = bank.non_cond.get(frame_idx)
                 if out is None:
                     out = self.engine.track_step(
                         self.features(state, frame_idx), bank, frame_idx, is_init_cond=False, points=None,

@@ -222,3 +222,52 @@ class EdgeTamMemoryEncoderGraph(nn.Module):
 
 def edgetam() -> EdgeTamModel:
     return EdgeTamModel()
+
+
+class EdgeTamMemoryAttentionGraph(nn.Module):
+    """:class:`.sam2_video.MemoryAttentionGraph`'s inputs with ``memory_features`` ``Sx512x64``
+    (perceiver tokens); pointers carry no temporal position (``obj_ptr_pos`` is ignored)."""
+
+    curr_pos: torch.Tensor
+    memory_pos: torch.Tensor
+
+    def __init__(self, model: EdgeTamModel):
+        super().__init__()
+        self.memory_attention = model.memory_attention
+        self.maskmem_tpos_enc = model.maskmem_tpos_enc
+        _, pos = model.spatial_perceiver(torch.zeros(1, 64, 64, 64), sine_position_encoding(64, 64, 64))
+        self.register_buffer("curr_pos", sine_position_encoding(256, 64, 64).flatten(2).transpose(1, 2),
+                             persistent=False)
+        self.register_buffer("memory_pos", pos.detach(), persistent=False)
+
+    def forward(self, vision_features: torch.Tensor, memory_features: torch.Tensor,
+                memory_tpos: torch.Tensor, memory_valid: torch.Tensor, obj_ptrs: torch.Tensor,
+                obj_ptr_pos: torch.Tensor, obj_ptr_valid: torch.Tensor) -> torch.Tensor:
+        s, n, mem_dim = memory_features.shape
+        p = obj_ptrs.shape[0]
+        split = obj_ptrs.shape[1] // mem_dim
+        tpos = self.maskmem_tpos_enc.reshape(-1, mem_dim)[memory_tpos]  # S x 64
+        spatial_pos = self.memory_pos + tpos.unsqueeze(1)  # S x 512 x 64
+        memory = torch.cat([memory_features.reshape(1, s * n, mem_dim),
+                            obj_ptrs.reshape(1, p * split, mem_dim)], dim=1)
+        memory_pos = torch.cat([spatial_pos.reshape(1, s * n, mem_dim),
+                                torch.zeros(1, p * split, mem_dim, dtype=memory.dtype)], dim=1)
+        valid = torch.cat([memory_valid.repeat_interleave(n), obj_ptr_valid.repeat_interleave(split)])
+        key_mask = torch.where(valid > 0, torch.zeros_like(valid),
+                               torch.full_like(valid, float("-inf"))).unsqueeze(0)
+        curr = vision_features.flatten(2).transpose(1, 2)
+        out = self.memory_attention(curr, self.curr_pos, memory, memory_pos, p * split, key_mask)
+        return out.transpose(1, 2).reshape(vision_features.shape)
+
+
+class EdgeTamMemoryEncoderStep(nn.Module):
+    """The engine's memory-encoder graph: :class:`EdgeTamMemoryEncoderGraph`'s tokens only
+    (``object_score_logits`` accepted and unused: no spatial no-object embedding)."""
+
+    def __init__(self, model: EdgeTamModel):
+        super().__init__()
+        self.inner = EdgeTamMemoryEncoderGraph(model)
+
+    def forward(self, vision_features: torch.Tensor, mask_logits: torch.Tensor, binarize: torch.Tensor,
+                object_score_logits: torch.Tensor) -> torch.Tensor:
+        return self.inner(vision_features, mask_logits, binarize)[0]
