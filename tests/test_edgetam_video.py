@@ -148,3 +148,29 @@ def test_video_case_matches_golden(case: str, golden: Golden) -> None:
     predictor = VideoPredictor.from_torch("edgetam", "synthetic:3", cache_frames=6)
     state = predictor.init_state(clip())
     assert compare_case(golden, case, replay(predictor, state, golden, case)) == []
+
+
+def test_two_objects_equal_single_runs_and_empty_object() -> None:
+    """Several objects (the official EdgeTAM raises on two): each equals its single-object run
+    on frames 0-1. Seed 0: the object score is <= 0, so every logit is -1024."""
+    pytest.importorskip("torch")
+    from edge_sam_sdk.video.predictor import VideoPredictor
+
+    predictor = VideoPredictor.from_torch("edgetam", "synthetic:3", cache_frames=2)
+    state = predictor.init_state(clip())
+    prompts = {1: {"points": [[504.0, 378.0]], "labels": [1]}, 2: {"box": [300.0, 200.0, 900.0, 700.0]}}
+
+    def run(objs: list[int]) -> list[np.ndarray]:
+        predictor.reset_state(state)
+        for obj in objs:
+            predictor.add_new_points_or_box(state, 0, obj, **prompts[obj])
+        return [logits for _, _, logits in predictor.propagate_in_video(state, max_frame_num_to_track=1)]
+
+    both, one, two = run([1, 2]), run([1]), run([2])
+    for f in range(2):
+        np.testing.assert_allclose(both[f][0], one[f][0], atol=1e-4)
+        np.testing.assert_allclose(both[f][1], two[f][0], atol=1e-4)
+    empty = VideoPredictor.from_torch("edgetam", "synthetic:0", cache_frames=2)
+    s0 = empty.init_state(clip())
+    _, _, logits = empty.add_new_points_or_box(s0, 0, 1, **prompts[1])
+    assert (logits == -1024.0).all()
