@@ -22,7 +22,14 @@ from .hiera import FpnNeck, Sam2ImageEncoder
 from .layers import interpolate
 from .perceiver import PerceiverResampler
 from .sam2 import Sam2Model
-from .sam2_memory import MemoryAttention, RoPEAttention, axial_rope_tables, rotate, sine_position_encoding
+from .sam2_memory import (
+    MemoryAttention,
+    RoPEAttention,
+    axial_rope_tables,
+    rotate,
+    sine_position_encoding,
+    slot_key_mask,
+)
 
 
 class ConvNorm(nn.Sequential):
@@ -252,9 +259,7 @@ class EdgeTamMemoryAttentionGraph(nn.Module):
                             obj_ptrs.reshape(1, p * split, mem_dim)], dim=1)
         memory_pos = torch.cat([spatial_pos.reshape(1, s * n, mem_dim),
                                 torch.zeros(1, p * split, mem_dim, dtype=memory.dtype)], dim=1)
-        valid = torch.cat([memory_valid.repeat_interleave(n), obj_ptr_valid.repeat_interleave(split)])
-        key_mask = torch.where(valid > 0, torch.zeros_like(valid),
-                               torch.full_like(valid, float("-inf"))).unsqueeze(0)
+        key_mask = slot_key_mask(memory_valid, n, obj_ptr_valid, split)
         curr = vision_features.flatten(2).transpose(1, 2)
         out = self.memory_attention(curr, self.curr_pos, memory, memory_pos, p * split, key_mask)
         return out.transpose(1, 2).reshape(vision_features.shape)

@@ -216,3 +216,12 @@ class MemoryEncoder(nn.Module):
     def forward(self, pix_feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.pix_feat_proj(pix_feat) + self.mask_downsampler(mask)
         return self.out_proj(self.fuser(x))
+
+
+def slot_key_mask(memory_valid: torch.Tensor, tokens_per_slot: int, obj_ptr_valid: torch.Tensor,
+                  tokens_per_ptr: int) -> torch.Tensor:
+    """Additive attention mask ``1 x L`` of the static memory slots: 0 for the tokens of valid
+    spatial slots and pointers, ``-inf`` for empty ones (they drop out of the softmax exactly)."""
+    valid = torch.cat([memory_valid.repeat_interleave(tokens_per_slot),
+                       obj_ptr_valid.repeat_interleave(tokens_per_ptr)])
+    return torch.where(valid > 0, torch.zeros_like(valid), torch.full_like(valid, float("-inf"))).unsqueeze(0)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .layers import interpolate
-from .sam2_memory import sine_1d, sine_position_encoding
+from .sam2_memory import sine_1d, sine_position_encoding, slot_key_mask
 
 if TYPE_CHECKING:
     from .sam2 import Sam2Model
@@ -85,9 +85,7 @@ class MemoryAttentionGraph(nn.Module):
         ptr_pos = ptr_pos.repeat_interleave(split, dim=0)
         memory = torch.cat([spatial.reshape(1, s * n, mem_dim), ptr_tokens.unsqueeze(0)], dim=1)
         memory_pos = torch.cat([spatial_pos.reshape(1, s * n, mem_dim), ptr_pos.unsqueeze(0)], dim=1)
-        valid = torch.cat([memory_valid.repeat_interleave(n), obj_ptr_valid.repeat_interleave(split)])
-        key_mask = torch.where(valid > 0, torch.zeros_like(valid),
-                               torch.full_like(valid, float("-inf"))).unsqueeze(0)
+        key_mask = slot_key_mask(memory_valid, n, obj_ptr_valid, split)
         curr = vision_features.flatten(2).transpose(1, 2)
         out = self.memory_attention(curr, self.curr_pos, memory, memory_pos, p * split, key_mask)
         return out.transpose(1, 2).reshape(vision_features.shape)
