@@ -303,6 +303,6 @@ def test_fetch_all_skips_hand_fetched_and_reports(server: _Server, monkeypatch: 
     monkeypatch.setenv("EDGESAM_OFFLINE", "1")
     assert main(["fetch", "--all"]) == 1
     err = capsys.readouterr().err
-    assert "skipping nanosam, slimsam_50, slimsam_77: no direct download" in err
+    assert "skipping edgetam, nanosam, slimsam_50, slimsam_77: no direct download" in err
     assert "variants not fetched: edge_sam," in err and server.seen == []
     assert main(["fetch"]) == 1 and "name the variants to fetch" in capsys.readouterr().err
