@@ -173,34 +173,25 @@ class Golden:
         ``max_abs <= 1e-3 * max(1, max |golden|)`` and relative L2 <= 1e-4 over the samples.
         """
         actual = np.asarray(actual)
-        if f"{name}.shape" not in self._z.files and name in self._z.files:
-            return self._compare_whole(name, actual)
-        shape = tuple(int(s) for s in self._z[f"{name}.shape"])
+        z = self._z
+        if f"{name}.shape" not in z.files and name in z.files:  # small outputs are stored whole
+            whole = np.asarray(z[name], dtype=np.float64)
+            shape, ref = tuple(whole.shape), whole.reshape(-1)
+            idx = np.arange(ref.size)
+            gsum, abs_sum = float(ref.sum()), float(np.abs(ref).sum())
+        else:
+            shape = tuple(int(s) for s in z[f"{name}.shape"])
+            idx = z[f"{name}.idx"].astype(np.int64)
+            ref = z[f"{name}.val"].astype(np.float64)
+            gsum, abs_sum = float(z[f"{name}.sum"]), float(z[f"{name}.abs_sum"])
         if tuple(actual.shape) != shape:
             raise AssertionError(f"{name}: shape {tuple(actual.shape)} != golden {shape}")
-        idx = self._z[f"{name}.idx"].astype(np.int64)
-        ref = self._z[f"{name}.val"].astype(np.float64)
         got = actual.reshape(-1)[idx].astype(np.float64)
         diff = np.abs(got - ref)
         scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
         rel_l2 = float(np.linalg.norm(got - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
-        gsum = float(self._z[f"{name}.sum"])
         asum = float(actual.astype(np.float64).sum())
-        abs_sum = float(self._z[f"{name}.abs_sum"])
         sum_rel = abs(asum - gsum) / max(abs_sum, 1e-12)
-        return Comparison(name, float(diff.max()) if diff.size else 0.0, scale, rel_l2, sum_rel)
-
-    def _compare_whole(self, name: str, actual: np.ndarray) -> Comparison:
-        """Compare with a small output stored whole (GOLDEN.md: IoU predictions, pointers)."""
-        ref = np.asarray(self._z[name], dtype=np.float64)
-        if tuple(actual.shape) != tuple(ref.shape):
-            raise AssertionError(f"{name}: shape {tuple(actual.shape)} != golden {tuple(ref.shape)}")
-        got = actual.astype(np.float64)
-        diff = np.abs(got - ref)
-        scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
-        rel_l2 = float(np.linalg.norm(got - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
-        abs_sum = float(np.abs(ref).sum())
-        sum_rel = abs(float(got.sum()) - float(ref.sum())) / max(abs_sum, 1e-12)
         return Comparison(name, float(diff.max()) if diff.size else 0.0, scale, rel_l2, sum_rel)
 
     def mask_iou(self, name: str, masks: np.ndarray) -> list[float]:
