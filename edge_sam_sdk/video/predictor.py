@@ -157,6 +157,7 @@ class VideoPredictor:
         if obj_id not in state.banks:
             raise InputError(f"unknown obj_id {obj_id}; objects: {state.obj_ids}")
         del state.banks[obj_id]
+        state.prompted.pop(obj_id, None)
 
     def features(self, state: VideoState, frame_idx: int) -> FrameFeatures:
         feats = state.cache.get(frame_idx)
