@@ -1,0 +1,106 @@
+"""TFLite / LiteRT conversion of the four video graphs (``docs/video.md``), one graph at a time.
+
+Each video graph has static shapes (batch 1, ``S`` spatial and ``P`` pointer slots fixed at
+export), so each ``.tflite`` holds one signature named after the graph, its inputs and outputs
+named as in the :class:`~edge_sam_sdk.graphs.GraphSpec`. The
+bundle-level loop (``edge_sam_sdk.video.export``) checks parity with the torch module through
+the ``tflite`` backend; :func:`parity_figures` is the same check for tests.
+
+litert-torch 0.10 lowers the torch graphs as they are, so no video-specific rewrite is applied
+(:func:`~.export.tflite_friendly` still runs): the int64 ``maskmem_tpos_enc`` gather and the
+``-inf`` additive slot mask of ``slot_key_mask`` convert, and empty slots still drop out
+exactly (measured against torch with empty slots in the feed). The converter stores
+``memory_tpos`` as int32 (``enable_x64`` off); the ``tflite`` backend casts the int64 feed.
+
+fp16 is not offered: weight-only fp16 (:func:`~.quantization.fp16_weights`) of the EdgeTAM
+memory attention measured rel. L2 3.2e-4 against torch (bound 1e-4), and ai-edge-quantizer
+0.10 fails on the EdgeTAM memory encoder (``TypeError: can only concatenate str (not
+"bytes") to str``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_sam_sdk.errors import EdgeSamError
+from edge_sam_sdk.graphs import GraphSpec, parity
+
+from .export import (
+    NamedGraph,
+    TfliteConversionError,
+    _quiet_converter,
+    conversion_message,
+    require_litert_torch,
+    tflite_friendly,
+)
+
+SUFFIX = ".tflite"
+RUNTIME = "tflite"
+#: Precisions every video graph of sam2_1_hiera_tiny and edgetam converts at within parity.
+PRECISIONS = ("fp32",)
+
+
+def check(precision: str) -> None:
+    """Refuse an unsupported precision or missing packages before any work (one line)."""
+    if precision not in PRECISIONS:
+        raise EdgeSamError(f"precision {precision!r} is not supported for tflite video bundles; "
+                           f"choose one of {list(PRECISIONS)}")
+    require_litert_torch(precision)
+
+
+def converter_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"litert-torch {version('litert-torch')}"
+    except PackageNotFoundError:  # pragma: no cover - require_litert_torch ran first
+        return "litert-torch"
+
+
+def export_video_graph(module: nn.Module, spec: GraphSpec, feed: dict[str, np.ndarray],
+                       path: Path, precision: str = "fp32") -> dict[str, Any]:
+    """Convert one video graph to ``path`` (one signature named ``spec.name``, tensors named as
+    in ``spec``, static shapes of ``feed``); the manifest facts (JSON-serializable)."""
+    import litert_torch
+
+    check(precision)
+    path = Path(path)
+    friendly = tflite_friendly(module.eval())
+    rewrites = ["CroppedConvTranspose"] if friendly is not module else []
+    named = NamedGraph(friendly, spec).eval()
+    sample = {n: torch.from_numpy(np.ascontiguousarray(feed[n])) for n in spec.input_names}
+    t0 = time.perf_counter()
+    try:
+        with _quiet_converter(), torch.no_grad():
+            converter = litert_torch.Converter()
+            converter.signature(spec.name, named, sample_kwargs=sample)
+            model = converter.convert()
+            model.export(str(path))
+    except Exception as exc:  # the converter raises anything from AssertionError to RuntimeError
+        raise TfliteConversionError(conversion_message("video", spec.name, spec.name, exc)) from exc
+    facts: dict[str, Any] = {
+        "signatures": [spec.name], "converter": converter_version(),
+        "strategy": "one static signature (batch 1, slot counts fixed at export)",
+        "rewrites": rewrites, "convert_seconds": round(time.perf_counter() - t0, 1)}
+    narrowed = [t.name for t in spec.inputs if t.dtype == "int64"]
+    if narrowed:  # litert-torch's enable_x64=False; the tflite backend casts the feed
+        facts["int32_inputs"] = narrowed
+    return {"extra": {**spec.extra, "tflite": facts}}
+
+
+def parity_figures(module: nn.Module, spec: GraphSpec, feed: dict[str, np.ndarray],
+                   path: Path) -> dict[str, dict[str, float]]:
+    """Output name -> :func:`~edge_sam_sdk.graphs.parity` of the ``.tflite`` against torch."""
+    from edge_sam_sdk.runtimes.tflite_backend import TfliteBackend
+
+    with torch.inference_mode():
+        ref = module(*(torch.from_numpy(feed[n]) for n in spec.input_names))
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    got = TfliteBackend(path).run(feed)
+    return {n: parity(r.numpy(), got[n]) for n, r in zip(spec.output_names, ref, strict=True)}
