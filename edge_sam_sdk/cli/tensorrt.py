@@ -19,16 +19,32 @@ def run_check(args: argparse.Namespace) -> int:
     if path.suffix == ".onnx":
         if not path.is_file():
             raise InputError(f"{path}: no such ONNX file")
-        files = {path.name: path}
+        reports = {path.name: check_file(path)}
+    elif _is_video_bundle(path):  # docs/video.md: the four graphs, and the int32-input rewrite's verdict
+        from ..exporters.targets.tensorrt.video import check_video_bundle
+
+        reports = check_video_bundle(path)
     else:
         graphs = read_manifest(path)["graphs"]
         files = {n: bundle_file(path, g.get("onnx_file", g["file"]), n) for n, g in graphs.items()}
-    reports = {name: check_file(f) for name, f in files.items()}
+        reports = {name: check_file(f) for name, f in files.items()}
     for name, report in reports.items():
         print(format_report(report, name))
+        if "int32_inputs" in report:
+            fixed = "ready" if report["int32_inputs"]["ok"] else "still NOT ready"
+            print(f"  with int32 graph inputs (exporters.targets.tensorrt.video.with_int32_inputs): {fixed}")
     if json_path is not None:
         write_json(json_path, reports)
     return 0 if all(r["ok"] for r in reports.values()) else 1
+
+
+def _is_video_bundle(path: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("kind") == "video"
+    except (OSError, ValueError, AttributeError):
+        return False  # read_manifest says what is wrong
 
 
 def run_adopt(args: argparse.Namespace) -> int:

@@ -327,8 +327,9 @@ def read_package(path: Path) -> dict[str, Any]:
 def check_package(facts: dict[str, Any], graph: GraphSpec, opts: CoreMLOptions) -> list[str]:
     """Differences between a package read by :func:`read_package` and ``graph`` (empty: none).
 
-    Checks input and output names in order, float32 I/O, every input's static sizes and the
-    dynamic axes' ranges (``opts.ranges()``).
+    Checks input and output names in order, float32 I/O (int32 for a spec's int64 or int32
+    input: Core ML has no int64), every input's static sizes and the dynamic axes' ranges
+    (``opts.ranges()``).
     """
     problems = []
     ranges = opts.ranges()
@@ -338,8 +339,9 @@ def check_package(facts: dict[str, Any], graph: GraphSpec, opts: CoreMLOptions) 
             problems.append(f"{kind} names {[f['name'] for f in saved]} != {[t.name for t in declared]}")
             continue
         for f, t in zip(saved, declared, strict=True):
-            if f["dtype"] != "float32":
-                problems.append(f"{kind} {t.name} has dtype {f['dtype']}, expected float32")
+            want_dtype = "int32" if t.dtype in ("int64", "int32") else "float32"  # Core ML: no int64
+            if f["dtype"] != want_dtype:
+                problems.append(f"{kind} {t.name} has dtype {f['dtype']}, expected {want_dtype}")
             if kind == "output":
                 continue
             want = [list(ranges[d]) if isinstance(d, str) else [d, d] for d in t.shape]

@@ -10,6 +10,7 @@ Linux. This module turns one of our graph modules into such a program:
   bicubic resizes (``aten.upsample_bicubic2d``: EdgeSAM's FPN, EfficientViT-SAM's neck,
   SAM 2's position embedding) become two matrix products with torch's own bicubic
   weights (``R_h @ x @ R_w^T``), as EfficientSAM's position embedding already is;
+  ``aten.alias`` (full-range slices in the video memory attention) is dropped;
 - :func:`check_program` runs the lowered program in torch against the module on sample
   feeds (including other ``B``/``N`` than the traced ones), the check that stands in for
   Core ML parity on machines that cannot run Core ML.
@@ -138,7 +139,21 @@ def export_program(module: torch.nn.Module, graph: GraphSpec, feed: dict[str, np
         warnings.simplefilter("ignore")
         program = torch.export.export(module.eval(), args, dynamic_shapes=dynamic_shapes(graph, ranges),
                                       strict=False)
-        return program.run_decompositions(decompositions())
+        return drop_aliases(program.run_decompositions(decompositions()))
+
+
+def drop_aliases(program: Any) -> Any:
+    """Remove ``aten.alias`` nodes (a full-range slice such as ``k[:, :n]`` with ``n`` the
+    length lowers to one; coremltools 9 has no converter for it): each use reads the aliased
+    tensor itself, which is exact. Returns ``program``, changed in place."""
+    graph = program.graph_module.graph
+    aliases = [n for n in graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.alias.default]
+    for node in aliases:
+        node.replace_all_uses_with(node.args[0])
+        graph.erase_node(node)
+    if aliases:
+        program.graph_module.recompile()
+    return program
 
 
 def check_program(program: Any, module: torch.nn.Module, graph: GraphSpec,
