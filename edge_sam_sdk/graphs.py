@@ -7,7 +7,7 @@ parity checks all read these instead of repeating names. Dimensions given as str
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -216,19 +216,21 @@ def video_graph_specs(variant: VariantSpec, spatial_slots: Dim = "S",
                       ptr_slots: Dim = "P") -> dict[str, GraphSpec]:
     """SAM 2 video mode's four stateless graphs (``docs/video.md``); ``S`` spatial memory slots
     and ``P`` object-pointer slots (static once exported: ``num_maskmem - 1`` recent frames
-    plus the conditioning frames; ``max_obj_ptrs - 1`` plus the conditioning frames)."""
-    if variant.decoder_kind != "sam2":
-        raise ValueError(f"{variant.name} has no video mode (decoder kind {variant.decoder_kind!r})")
+    plus the conditioning frames; ``max_obj_ptrs - 1`` plus the conditioning frames), each
+    spatial slot of ``variant.video.memory_shape``."""
+    if variant.video is None:
+        raise ValueError(f"{variant.name} has no video mode (VariantSpec.video is None)")
+    slot = variant.video.memory_shape
     s = variant.processing.input_size
     c, h, w = variant.embedding_shape
     feats = (TensorSpec("image_embeddings", (1, c, h, w)),) + encoder_features(variant)
     vision = TensorSpec("vision_features", (1, c, h, w))
     dec = decoder_spec(variant)
-    return {
+    specs = {
         "video_encoder": GraphSpec("video_encoder", (TensorSpec("image", (1, 3, s, s)),), feats + (vision,)),
         "memory_attention": GraphSpec(
             "memory_attention",
-            (vision, TensorSpec("memory_features", (spatial_slots, 64, h, w)),
+            (vision, TensorSpec("memory_features", (spatial_slots, *slot)),
              TensorSpec("memory_tpos", (spatial_slots,), "int64"),
              TensorSpec("memory_valid", (spatial_slots,)), TensorSpec("obj_ptrs", (ptr_slots, c)),
              TensorSpec("obj_ptr_pos", (ptr_slots,)), TensorSpec("obj_ptr_valid", (ptr_slots,))),
@@ -240,5 +242,8 @@ def video_graph_specs(variant: VariantSpec, spatial_slots: Dim = "S",
             "memory_encoder",
             (vision, TensorSpec("mask_logits", (1, 1, 4 * h, 4 * w)), TensorSpec("binarize", (1,)),
              TensorSpec("object_score_logits", (1, 1))),
-            (TensorSpec("maskmem_features", (1, 64, h, w)),)),
+            (TensorSpec("maskmem_features", (1, *slot)),)),
     }
+    unused = variant.video.unused_inputs
+    return {n: replace(g, inputs=tuple(t for t in g.inputs if t.name not in unused))
+            for n, g in specs.items()}

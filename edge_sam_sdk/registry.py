@@ -78,6 +78,33 @@ class CheckpointSpec:
 
 
 @dataclass(frozen=True)
+class VideoSpec:
+    """A variant's video mode (``docs/video.md``): what differs between the memory models.
+
+    ``memory_shape``: one memory slot as the memory encoder writes it and the memory-attention
+    graph reads it (SAM 2.1: ``(64, 64, 64)``, 64 channels on the 64x64 grid; EdgeTAM:
+    ``(512, 64)``, the spatial perceiver's 512 tokens of 64 channels).
+    ``reuse_prompted_frames``: the official predictor's propagation yields a prompted
+    non-conditioning frame's stored output instead of tracking that frame again (EdgeTAM's
+    batched legacy predictor). ``unused_inputs``: inputs of SAM 2.1's graph contract that the
+    model has no use for, so its graphs do not take them (EdgeTAM: ``obj_ptr_pos``, pointers
+    carry no temporal position; ``object_score_logits`` of the memory encoder, no spatial
+    no-object embedding). ``graphs``: ``"module:function"`` returning the four torch graphs of
+    a model (export side only).
+    """
+
+    memory_shape: tuple[int, ...] = (64, 64, 64)
+    reuse_prompted_frames: bool = False
+    unused_inputs: tuple[str, ...] = ()
+    graphs: str = "edge_sam_sdk.exporters.models.sam2_video:video_graphs"
+
+    def build_graphs(self, model: Any) -> Any:
+        """``{graph name: torch module}`` of ``model`` (needs the ``export`` extra)."""
+        module_name, func_name = self.graphs.split(":")
+        return getattr(importlib.import_module(module_name), func_name)(model)
+
+
+@dataclass(frozen=True)
 class VariantSpec:
     """Everything the SDK needs to know about one variant.
 
@@ -101,6 +128,7 @@ class VariantSpec:
             TinySAM's official decoder always returns tokens 1..3).
         multimask_tokens: tokens returned for ``multimask_output=True`` (SAM: 1..3;
             NanoSAM's official engine returns all four).
+        video: the variant's video mode (None: image mode only).
     """
 
     name: str
@@ -117,6 +145,7 @@ class VariantSpec:
     num_mask_tokens: int = 4
     single_mask_tokens: tuple[int, ...] = (0,)
     multimask_tokens: tuple[int, ...] = (1, 2, 3)
+    video: VideoSpec | None = None
 
     def build_model(self) -> Any:
         """Import and call the torch builder (needs the ``export`` extra)."""

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 
 from .processing import ProcessingSpec
-from .registry import CheckpointPart, CheckpointSpec, VariantSpec, register_variant
+from .registry import CheckpointPart, CheckpointSpec, VariantSpec, VideoSpec, register_variant
 
 _SAM_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 _MOBILE_SAM_PT = "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt"
@@ -283,6 +283,7 @@ def _sam2(size: str, description: str) -> VariantSpec:
         # low-res logits clamped to [-32, 32].
         processing=ProcessingSpec(resize="stretch", interpolation="torch_bilinear_aa", pad_point="always",
                                   box_first=True, postprocess="resize", low_res_clamp=32.0),
+        video=VideoSpec(),
     )
 
 
@@ -306,4 +307,7 @@ def edgetam() -> VariantSpec:
         checkpoint=CheckpointSpec(files=("edgetam.pt",), wrapper="model",
                                   url="https://github.com/facebookresearch/EdgeTAM/tree/main/checkpoints/edgetam.pt"),
         builder="edge_sam_sdk.exporters.models.edgetam:edgetam",
+        video=VideoSpec(memory_shape=(512, 64), reuse_prompted_frames=True,
+                        unused_inputs=("obj_ptr_pos", "object_score_logits"),
+                        graphs="edge_sam_sdk.exporters.models.edgetam:video_graphs"),
         description="EdgeTAM (image mode): RepViT-M1 trunk + FPN, SAM 2 decoder with high-res features")

@@ -1,7 +1,8 @@
-"""EdgeTAM video mode, fast checks against ``edgetam_video.npz`` (seed 3): the memory selection
-replayed without a model (512-token spatial slots, pointers without temporal position) and the
-perceiver's memory positions, frame 0 of ``click`` on torch. The memory-attention graph (2 layers,
-``RoPEAttentionv2`` key rules) and the full propagation are not implemented yet."""
+"""EdgeTAM video mode against ``edgetam_video.npz`` (seed 3) on torch: the memory selection
+replayed without a model (512-token spatial slots, pointers without temporal position), the
+perceiver's memory positions, frame 0 of ``click`` and frame 1's memory attention step by step,
+several objects; every frame of every case opt-in (``EDGESAM_VIDEO_ALL=1``). The ONNX bundle's
+cases are in ``test_video_onnx.py``."""
 
 from __future__ import annotations
 

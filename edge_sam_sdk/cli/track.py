@@ -44,7 +44,7 @@ def _predictor(args: argparse.Namespace) -> Any:
         raise InputError("--checkpoint is for torch:VARIANT; a bundle carries its weights")
     from ..video.bundle import load_video_engine
 
-    return VideoPredictor(load_video_engine(args.bundle, threads=args.threads))
+    return VideoPredictor(load_video_engine(args.bundle, backend=args.backend, threads=args.threads))
 
 
 def _write_overlays(frames: list[np.ndarray], out: Path, fps: float) -> None:
@@ -130,22 +130,25 @@ def run_export(args: argparse.Namespace) -> int:
     from ..video.export import export_video_bundle
 
     out = export_video_bundle(args.variant, args.checkpoint, args.out, max_cond=args.max_cond_frames,
-                              overwrite=args.overwrite, say=say)
+                              overwrite=args.overwrite, say=say, target=args.target,
+                              precision=args.precision)
     print(json.dumps({"bundle": str(out)}))
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Registers ``track`` and ``export-video``."""
-    e = sub.add_parser("export-video", help="export a SAM 2.1 video bundle (ONNX; docs/video.md)")
+    e = sub.add_parser("export-video", help="export a video bundle (SAM 2.1, EdgeTAM; docs/video.md)")
     e.add_argument("--variant", default="sam2_1_hiera_tiny")
+    e.add_argument("--target", default="onnx", help="onnx (default), tflite or coreml")
+    e.add_argument("--precision", default="fp32")
     e.add_argument("--checkpoint", required=True, help="official checkpoint file or synthetic:SEED")
     e.add_argument("--out", required=True)
     e.add_argument("--max-cond-frames", type=int, default=2,
                    help="conditioning frames attended per frame (static memory slots: this + 6)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(fn=run_export)
-    a = sub.add_parser("track", help="track an object through a video (SAM 2.1 video bundle)")
+    a = sub.add_parser("track", help="track an object through a video (a video bundle)")
     a.add_argument("bundle", help="video bundle folder, or torch:VARIANT for the torch reference")
     a.add_argument("--video", required=True, help="folder of frames (00000.jpg, ...) or a video file")
     a.add_argument("--point", type=point_arg, action="append", default=[],
@@ -158,5 +161,6 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--fps", type=float, default=10.0)
     a.add_argument("--checkpoint", help="with torch:VARIANT: official checkpoint or synthetic:SEED")
     a.add_argument("--threads", type=int)
+    a.add_argument("--backend", help="runtime of the bundle's graphs (default: the one of its target)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(fn=run)

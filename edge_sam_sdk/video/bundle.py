@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,15 @@ def read_video_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_video_engine(path: str | Path, backend: str = "onnxruntime", threads: int | None = None,
+def load_video_engine(path: str | Path, backend: str | None = None, threads: int | None = None,
                       verify: bool = True) -> VideoEngine:
     """A :class:`VideoEngine` on the graphs of video bundle ``path`` (checksums checked with
-    ``verify``)."""
-    from edge_sam_sdk.runtimes import backend_class
+    ``verify``); ``backend``: the runtime (default: the one of the bundle's target)."""
+    from edge_sam_sdk.runtimes import backend_class, backend_for_target
 
     manifest = read_video_manifest(path)
+    if backend is None:
+        backend = str(manifest.get("runtime") or backend_for_target(str(manifest.get("target", "onnx"))))
     cls = backend_class(backend)
     graphs = {}
     for name in GRAPHS:
@@ -47,6 +48,4 @@ def load_video_engine(path: str | Path, backend: str = "onnxruntime", threads: i
         if verify and sha256_file(file) != entry.get("sha256"):
             raise BundleError(f"{file} does not match its sha256 in the manifest; the bundle is corrupt")
         graphs[name] = cls(file, threads=threads)
-    fields = {f.name for f in dataclasses.fields(VideoConfig)}
-    config = VideoConfig(**{k: v for k, v in manifest["video"].items() if k in fields})
-    return VideoEngine(graphs, config)
+    return VideoEngine(graphs, VideoConfig.from_dict(manifest["video"]))

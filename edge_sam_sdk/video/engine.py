@@ -19,6 +19,7 @@ CPU path).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..processing import select_tokens
+from ..registry import VariantSpec
 from ..runtimes.protocol import Backend
 from .bank import FrameOutput, ObjectBank, memory_feed, select_memory, to_bf16_bits
 
@@ -40,7 +42,9 @@ class VideoConfig:
     ``spatial_slots`` / ``ptr_slots``: the static slot counts of the memory-attention graph
     (None: the graph takes any count, as the torch reference does). ``max_cond``: conditioning
     frames attended (-1: all, the official default; a static graph needs
-    ``spatial_slots - (num_maskmem - 1)``).
+    ``spatial_slots - (num_maskmem - 1)``). ``memory_shape`` / ``reuse_prompted_frames``: the
+    variant's :class:`~edge_sam_sdk.registry.VideoSpec` (one memory slot's shape; whether
+    propagation yields a prompted non-conditioning frame's stored output).
     """
 
     image_size: int = 1024
@@ -52,9 +56,31 @@ class VideoConfig:
     stability_delta: float = 0.05
     stability_thresh: float = 0.98
     multimask_max_points: int = 1
+    memory_shape: tuple[int, ...] = (64, 64, 64)
+    reuse_prompted_frames: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return dict(self.__dict__) | {"memory_shape": list(self.memory_shape)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VideoConfig:
+        """From a manifest's ``"video"`` section (keys this SDK does not know are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        if "memory_shape" in kw:
+            kw["memory_shape"] = tuple(int(v) for v in kw["memory_shape"])
+        return cls(**kw)
+
+    @classmethod
+    def for_variant(cls, variant: VariantSpec, **kw: Any) -> VideoConfig:
+        """The official predictor's numbers for ``variant``'s video mode, with ``kw`` replaced."""
+        if variant.video is None:
+            from ..errors import EdgeSamError
+
+            raise EdgeSamError(f"{variant.name} has no video mode; video mode is for the SAM 2.1 "
+                               "variants and edgetam")
+        return cls(memory_shape=variant.video.memory_shape,
+                   reuse_prompted_frames=variant.video.reuse_prompted_frames, **kw)
 
 
 @dataclass
@@ -76,14 +102,20 @@ class VideoEngine:
         self.graphs = dict(graphs)
         self.config = config or VideoConfig()
 
+    def run(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run ``graph`` on the inputs of ``feed`` it takes (a variant's graphs may leave out
+        inputs of the contract it has no use for: ``VideoSpec.unused_inputs``)."""
+        backend = self.graphs[graph]
+        return backend.run({n: feed[n] for n in backend.inputs})
+
     def encode_frame(self, image: np.ndarray) -> FrameFeatures:
         """``1x3xSxS`` normalized frame -> its features."""
-        return FrameFeatures(self.graphs["video_encoder"].run({"image": image}))
+        return FrameFeatures(self.run("video_encoder", {"image": image}))
 
     def memory_encode(self, feats: FrameFeatures, low_res: np.ndarray, score: float,
                       from_points: bool) -> np.ndarray:
         """Memory features of a frame's chosen mask, as bfloat16 bits ``64x64x64``."""
-        out = self.graphs["memory_encoder"].run({
+        out = self.run("memory_encoder", {
             "vision_features": feats.arrays["vision_features"],
             "mask_logits": np.ascontiguousarray(low_res, np.float32).reshape(1, 1, *low_res.shape[-2:]),
             "binarize": np.array([1.0 if from_points else 0.0], np.float32),
@@ -100,7 +132,7 @@ class VideoEngine:
         sel = select_memory(bank, frame, reverse, num_frames, c.num_maskmem, c.max_obj_ptrs, c.max_cond)
         feed = memory_feed(sel, c.spatial_slots, c.ptr_slots)
         feed["vision_features"] = feats.arrays["vision_features"]
-        return self.graphs["memory_attention"].run(feed)["pix_feat_with_mem"]
+        return self.run("memory_attention", feed)["pix_feat_with_mem"]
 
     def track_step(self, feats: FrameFeatures, bank: ObjectBank, frame: int, *, is_init_cond: bool,
                    points: tuple[np.ndarray, np.ndarray] | None, mask_logits: np.ndarray | None,
@@ -121,7 +153,7 @@ class VideoEngine:
         mask = np.zeros((1, 1, 256, 256), np.float32)
         if mask_logits is not None:
             mask = np.clip(mask_logits, -32.0, 32.0).reshape(1, 1, 256, 256).astype(np.float32)
-        out = self.graphs["video_decoder"].run({
+        out = self.run("video_decoder", {
             "image_embeddings": pix, "high_res_feats_0": feats.arrays["high_res_feats_0"],
             "high_res_feats_1": feats.arrays["high_res_feats_1"], "point_coords": coords,
             "point_labels": labels, "mask_input": mask,

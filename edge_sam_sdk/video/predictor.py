@@ -112,11 +112,13 @@ class VideoPredictor:
     """
 
     def __init__(self, engine: VideoEngine, add_all_frames_to_correct_as_cond: bool = False,
-                 cache_frames: int = 2, reuse_prompted_frames: bool = False):
+                 cache_frames: int = 2, reuse_prompted_frames: bool | None = None):
         self.engine = engine
         #: the batched legacy predictor (EdgeTAM's): propagation yields a prompted
         #: non-conditioning frame's stored output instead of tracking that frame again
-        self.reuse_prompted_frames = reuse_prompted_frames
+        #: (None: as the engine's video contract says)
+        self.reuse_prompted_frames = (engine.config.reuse_prompted_frames if reuse_prompted_frames is None
+                                      else reuse_prompted_frames)
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self.cache_frames = max(1, int(cache_frames))
 
@@ -127,7 +129,6 @@ class VideoPredictor:
         ``synthetic:SEED``."""
         from .reference import torch_engine
 
-        kwargs.setdefault("reuse_prompted_frames", variant == "edgetam")
         return cls(torch_engine(variant, checkpoint), **kwargs)
 
     # ------------------------------------------------------------------ state

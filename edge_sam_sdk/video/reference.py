@@ -16,12 +16,13 @@ def torch_engine(variant: str = "sam2_1_hiera_tiny", checkpoint: str = "syntheti
     """A :class:`VideoEngine` on ``variant``'s torch model with ``checkpoint`` (a path to the
     official checkpoint, or ``synthetic:SEED``)."""
     from edge_sam_sdk.exporters.checkpoint import load_model
-    from edge_sam_sdk.exporters.models.sam2_video import video_graphs
     from edge_sam_sdk.runtimes.torch_backend import TorchBackend
 
     spec = get_variant(variant)
+    config = VideoConfig.for_variant(spec)
     specs = video_graph_specs(spec)
-    modules = video_graphs(load_model(spec, checkpoint))
+    assert spec.video is not None
+    modules = spec.video.build_graphs(load_model(spec, checkpoint))
     graphs = {name: TorchBackend(mod, specs[name].input_names, specs[name].output_names, threads)
               for name, mod in modules.items()}
-    return VideoEngine(graphs, VideoConfig())
+    return VideoEngine(graphs, config)

@@ -30,6 +30,7 @@ from .sam2_memory import (
     sine_position_encoding,
     slot_key_mask,
 )
+from .sam2_video import Sam2VideoDecoderGraph, Sam2VideoEncoderGraph
 
 
 class ConvNorm(nn.Sequential):
@@ -233,7 +234,7 @@ def edgetam() -> EdgeTamModel:
 
 class EdgeTamMemoryAttentionGraph(nn.Module):
     """:class:`.sam2_video.MemoryAttentionGraph`'s inputs with ``memory_features`` ``Sx512x64``
-    (perceiver tokens); pointers carry no temporal position (``obj_ptr_pos`` is ignored)."""
+    (perceiver tokens) and without ``obj_ptr_pos`` (pointers carry no temporal position)."""
 
     curr_pos: torch.Tensor
     memory_pos: torch.Tensor
@@ -249,7 +250,7 @@ class EdgeTamMemoryAttentionGraph(nn.Module):
 
     def forward(self, vision_features: torch.Tensor, memory_features: torch.Tensor,
                 memory_tpos: torch.Tensor, memory_valid: torch.Tensor, obj_ptrs: torch.Tensor,
-                obj_ptr_pos: torch.Tensor, obj_ptr_valid: torch.Tensor) -> torch.Tensor:
+                obj_ptr_valid: torch.Tensor) -> torch.Tensor:
         s, n, mem_dim = memory_features.shape
         p = obj_ptrs.shape[0]
         split = obj_ptrs.shape[1] // mem_dim
@@ -267,12 +268,21 @@ class EdgeTamMemoryAttentionGraph(nn.Module):
 
 class EdgeTamMemoryEncoderStep(nn.Module):
     """The engine's memory-encoder graph: :class:`EdgeTamMemoryEncoderGraph`'s tokens only
-    (``object_score_logits`` accepted and unused: no spatial no-object embedding)."""
+    (no ``object_score_logits`` input: EdgeTAM has no spatial no-object embedding)."""
 
     def __init__(self, model: EdgeTamModel):
         super().__init__()
         self.inner = EdgeTamMemoryEncoderGraph(model)
 
-    def forward(self, vision_features: torch.Tensor, mask_logits: torch.Tensor, binarize: torch.Tensor,
-                object_score_logits: torch.Tensor) -> torch.Tensor:
+    def forward(self, vision_features: torch.Tensor, mask_logits: torch.Tensor,
+                binarize: torch.Tensor) -> torch.Tensor:
         return self.inner(vision_features, mask_logits, binarize)[0]
+
+
+def video_graphs(model: EdgeTamModel) -> dict[str, nn.Module]:
+    """EdgeTAM's four video graphs, in eval mode, by bundle name: SAM 2.1's encoder and decoder
+    graphs with the 512-token memory attention and memory encoder."""
+    return {"video_encoder": Sam2VideoEncoderGraph(model).eval(),
+            "memory_attention": EdgeTamMemoryAttentionGraph(model).eval(),
+            "video_decoder": Sam2VideoDecoderGraph(model).eval(),
+            "memory_encoder": EdgeTamMemoryEncoderStep(model).eval()}

@@ -10,6 +10,8 @@ output position is the sine encoding of the 16x16 latent map. Image mode leaves 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,6 +76,7 @@ class PerceiverResampler(nn.Module):
         super().__init__()
         self.latents = nn.Parameter(torch.zeros(num_latents, dim))
         self.latents_2d = nn.Parameter(torch.zeros(num_latents, dim))
+        self.grid = math.isqrt(num_latents)  # the 2-D latents' side (16: a 16x16 grid of windows)
         self.layers = nn.ModuleList(PerceiverLayer(dim) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
@@ -85,7 +88,7 @@ class PerceiverResampler(nn.Module):
         p = pos.flatten(2).transpose(1, 2)
         for layer in self.layers:
             lat = layer(lat, flat, p)
-        n = int(round(self.latents_2d.shape[0] ** 0.5))
+        n = self.grid
         ws = h // n
         win = x.reshape(b, c, n, ws, n, ws).permute(0, 2, 4, 3, 5, 1).reshape(b * n * n, ws * ws, c)
         lat2 = self.latents_2d.unsqueeze(0).expand(b, -1, -1).reshape(b * n * n, 1, c)

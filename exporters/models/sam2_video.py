@@ -143,14 +143,8 @@ class MemoryEncoderGraph(nn.Module):
 
 
 def video_graphs(model: Sam2Model) -> dict[str, nn.Module]:
-    """The four video graphs of ``model``, in eval mode, by bundle name."""
-    if hasattr(model, "spatial_perceiver"):  # EdgeTAM: 512-token memories, see .edgetam
-        from .edgetam import EdgeTamMemoryAttentionGraph, EdgeTamMemoryEncoderStep
-
-        return {"video_encoder": Sam2VideoEncoderGraph(model).eval(),
-                "memory_attention": EdgeTamMemoryAttentionGraph(model).eval(),  # type: ignore[arg-type]
-                "video_decoder": Sam2VideoDecoderGraph(model).eval(),
-                "memory_encoder": EdgeTamMemoryEncoderStep(model).eval()}  # type: ignore[arg-type]
+    """The four video graphs of ``model``, in eval mode, by bundle name (SAM 2.1; EdgeTAM's
+    are :func:`.edgetam.video_graphs`: ``VideoSpec.graphs`` of the variant names them)."""
     return {"video_encoder": Sam2VideoEncoderGraph(model).eval(),
             "memory_attention": MemoryAttentionGraph(model).eval(),
             "video_decoder": Sam2VideoDecoderGraph(model).eval(),
