@@ -1,15 +1,20 @@
-"""Video tracking cost per frame: latency split by graph, and memory-bank bytes per object.
+"""Video tracking cost per frame: latency split by graph, against image mode, and memory-bank bytes.
 
-    python benchmarks/video.py --bundle bundles/sam2_video --video ../shared/video/truck_pan
-    python benchmarks/video.py --torch sam2_1_hiera_tiny --frames 4 --json video_bench.json
+    python benchmarks/video.py --source torch:sam2_1_hiera_tiny --source bundles/tiny_onnx \\
+        --source torch:edgetam --source bundles/edgetam_onnx --json video.json --md video.md --png video.png
 
-One object is prompted with a click at the frame centre on frame 0 and propagated forward.
-Each graph's ``run`` is timed (wall clock, ``time.perf_counter``); reported per tracked frame
-(frame 0, the prompt, is excluded): ``video_encoder``, ``memory_attention``, ``video_decoder``,
-``memory_encoder`` and ``host`` (everything else: frame loading and resizing, slot selection,
-bfloat16 rounding, mask upsampling) in ms, as median over frames, plus the bank's bytes per
-object after the last frame (``VideoState.memory_bytes``) and the streaming ``Tracker``'s bound.
-With synthetic weights the masks are meaningless; the cost is the same as with real ones.
+Each ``--source`` is a video bundle folder (its target's runtime) or ``torch:VARIANT`` (the
+torch reference, synthetic weights). All sources run in one process, one after the other, on
+the same clip. One object is prompted with a click at the frame centre on frame 0 and
+propagated forward; each graph's ``run`` is timed (wall clock) and reported per tracked frame
+(frame 0, the prompt, is excluded) as the median over frames: ``video_encoder``,
+``memory_attention``, ``video_decoder``, ``memory_encoder`` and ``host`` (everything else:
+frame loading and resizing, slot selection, bfloat16 rounding, mask upsampling). *Image mode*
+is the same graphs without memory on the same frames (encoder, then the decoder on the
+encoder's embeddings with the click), as an image predictor runs them. Bank bytes: what one
+object holds after the clip (``VideoState.memory_bytes``) and the streaming ``Tracker``'s bound
+(every static slot filled). With synthetic weights the masks are meaningless; the cost is the
+same as with real ones.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from typing import Any
 import numpy as np
 
 from edge_sam_sdk.video import VideoPredictor
-from edge_sam_sdk.video.engine import GRAPHS
+from edge_sam_sdk.video.engine import GRAPHS, VideoEngine
+from edge_sam_sdk.video.frames import model_input
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "video" / "truck_pan"
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "video" / "truck_pan"
+STAGES = (*GRAPHS, "host")
+COLORS = {"video_encoder": (30, 144, 255), "memory_attention": (220, 60, 60), "video_decoder": (255, 140, 0),
+          "memory_encoder": (60, 170, 90), "host": (150, 150, 150)}
 
 
 class Timed:
@@ -44,33 +53,47 @@ class Timed:
         return dict(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--bundle", help="video bundle folder (onnxruntime)")
-    src.add_argument("--torch", help="variant for the torch reference (synthetic weights)")
-    ap.add_argument("--video", default=str(DEFAULT_CLIP))
-    ap.add_argument("--frames", type=int, default=6, help="frames to track (from frame 0)")
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--json")
-    args = ap.parse_args()
-
-    if args.bundle:
-        from edge_sam_sdk.video.bundle import load_video_engine
-
-        engine = load_video_engine(args.bundle, threads=args.threads)
-    else:
+def load(source: str, threads: int | None) -> tuple[VideoEngine, dict[str, str]]:
+    """The engine of ``source`` and what it is (variant, target, precision)."""
+    if source.startswith("torch:"):
         from edge_sam_sdk.video.reference import torch_engine
 
-        engine = torch_engine(args.torch, "synthetic:0", threads=args.threads)
+        return torch_engine(source[6:], "synthetic:0", threads=threads), {
+            "variant": source[6:], "target": "torch", "precision": "fp32"}
+    from edge_sam_sdk.video.bundle import load_video_engine, read_video_manifest
+
+    m = read_video_manifest(source)
+    return load_video_engine(source, threads=threads), {
+        "variant": m["variant"], "target": m["target"], "precision": m["precision"]}
+
+
+def image_mode_ms(engine: VideoEngine, frames: list[np.ndarray], point: np.ndarray) -> float:
+    """Median ms per frame of the encoder then the decoder with one click, no memory."""
+    times = []
+    for frame in frames:
+        t = time.perf_counter()
+        feats = engine.encode_frame(model_input(frame, engine.config.image_size))
+        engine.run("video_decoder", {
+            "image_embeddings": feats.arrays["image_embeddings"],
+            "high_res_feats_0": feats.arrays["high_res_feats_0"],
+            "high_res_feats_1": feats.arrays["high_res_feats_1"],
+            "point_coords": np.concatenate([point, np.zeros((1, 2), np.float32)])[None],
+            "point_labels": np.array([[1.0, -1.0]], np.float32),
+            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+            "has_mask_input": np.zeros(1, np.float32)})
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def measure(source: str, video: str, n_frames: int, threads: int | None) -> dict[str, Any]:
+    engine, facts = load(source, threads)
     log: dict[str, list[float]] = defaultdict(list)
     engine.graphs = {n: Timed(g, n, log) for n, g in engine.graphs.items()}
     predictor = VideoPredictor(engine, cache_frames=1)
-    state = predictor.init_state(args.video)
-    state.frames = state.frames[: args.frames]
+    state = predictor.init_state(video)
+    state.frames = state.frames[:n_frames]
     h, w = state.video_hw
     predictor.add_new_points_or_box(state, 0, 1, points=[[w / 2, h / 2]], labels=[1])
-    log.clear()
     per_frame: list[dict[str, float]] = []
     it = predictor.propagate_in_video(state)
     next(it)  # frame 0: the stored prompt output (and the preflight's memory encoding)
@@ -81,20 +104,96 @@ def main() -> None:
             next(it)
         except StopIteration:
             break
-        total = (time.perf_counter() - t) * 1e3
         row = {g: sum(log.get(g, [])) for g in GRAPHS}
-        row["host"] = total - sum(row.values())
-        row["total"] = total
+        row["total"] = (time.perf_counter() - t) * 1e3
+        row["host"] = row["total"] - sum(row[g] for g in GRAPHS)
         per_frame.append(row)
     median = {k: round(statistics.median(r[k] for r in per_frame), 1) for k in per_frame[0]}
+    size = engine.config.image_size
+    point = np.array([[size / 2, size / 2]], np.float32)
+    image_ms = image_mode_ms(engine, [state.frame(t) for t in range(1, len(state.frames))], point)
     cfg = engine.config
-    slots = (cfg.spatial_slots or cfg.num_maskmem) * 64 * 64 * 64 * 2
-    result = {"source": args.bundle or f"torch:{args.torch}", "tracked_frames": len(per_frame),
-              "median_ms": median, "bank_bytes_per_object": state.memory_bytes(),
-              "tracker_bound_bytes_per_object": slots + (cfg.ptr_slots or cfg.max_obj_ptrs) * 1024}
-    print(json.dumps(result, indent=2))
+    slot_bytes = int(np.prod(cfg.memory_shape)) * 2  # bfloat16
+    ptr_bytes = (cfg.ptr_slots or cfg.max_obj_ptrs) * 256 * 4
+    bound = (cfg.spatial_slots or cfg.num_maskmem) * slot_bytes + ptr_bytes
+    return {"source": source, **facts, "tracked_frames": len(per_frame), "median_ms": median,
+            "image_mode_ms": round(image_ms, 1), "video_over_image": round(median["total"] / image_ms, 2),
+            "bank_bytes_per_object": state.memory_bytes()[1], "tracker_bound_bytes_per_object": bound}
+
+
+def table(rows: list[dict[str, Any]], threads: int | None) -> str:
+    head = ("| variant | target | " + " | ".join(s.replace("_", " ") for s in STAGES)
+            + " | video frame | image mode | video / image | predictor bank after clip | tracker bound |")
+    lines = [head, "|" + " --- |" * (len(STAGES) + 7)]
+    for r in rows:
+        m = r["median_ms"]
+        lines.append(f"| {r['variant']} | {r['target']} {r['precision']} | "
+                     + " | ".join(f"{m[s]:.1f}" for s in STAGES)
+                     + f" | {m['total']:.1f} | {r['image_mode_ms']:.1f} | {r['video_over_image']:.2f}"
+                     f" | {r['bank_bytes_per_object'] / 2**20:.2f} MiB"
+                     f" | {r['tracker_bound_bytes_per_object'] / 2**20:.2f} MiB |")
+    lines += ["", f"ms per tracked frame (median over {rows[0]['tracked_frames']} frames), one object, "
+              f"{threads or 'default'} threads, all rows in one run of `benchmarks/video.py`; image mode: "
+              "encoder + decoder with the click, no memory, same frames and graphs."]
+    return "\n".join(lines)
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    """Stacked horizontal bars of the per-frame stages, with the image-mode time marked."""
+    from PIL import Image, ImageDraw
+
+    top = max(max(r["median_ms"]["total"], r["image_mode_ms"]) for r in rows) * 1.1
+    left, right, bar, gap = 230, 40, 26, 14
+    width, height = 900, 70 + len(rows) * (bar + gap) + 40
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    d.text((10, 10), "video tracking: ms per frame by graph (| = image mode, same graphs)", fill="black")
+
+    def x(v: float) -> int:
+        return int(left + (width - left - right) * v / top)
+
+    for i, r in enumerate(rows):
+        y0 = 40 + i * (bar + gap)
+        d.text((10, y0 + 7), f"{r['variant']} {r['target']} {r['precision']}", fill="black")
+        acc = 0.0
+        for s in STAGES:
+            v = max(r["median_ms"][s], 0.0)
+            d.rectangle([x(acc), y0, x(acc + v), y0 + bar], fill=COLORS[s])
+            acc += v
+        d.text((x(acc) + 4, y0 + 7), f"{r['median_ms']['total']:.0f} ms", fill="black")
+        xi = x(r["image_mode_ms"])
+        d.line([xi, y0 - 3, xi, y0 + bar + 3], fill="black", width=3)
+    y = height - 30
+    for j, s in enumerate(STAGES):
+        d.rectangle([left + j * 130, y, left + j * 130 + 12, y + 12], fill=COLORS[s])
+        d.text((left + j * 130 + 16, y), s, fill="black")
+    img.save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", action="append", required=True,
+                    help="video bundle folder or torch:VARIANT; repeat to compare in one run")
+    ap.add_argument("--video", default=str(DEFAULT_CLIP))
+    ap.add_argument("--frames", type=int, default=6, help="frames to track (from frame 0)")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--json")
+    ap.add_argument("--md")
+    ap.add_argument("--png")
+    args = ap.parse_args()
+    rows = []
+    for source in args.source:
+        print(f"measuring {source}", flush=True)
+        rows.append(measure(source, args.video, args.frames, args.threads))
+        print(json.dumps(rows[-1]), flush=True)
+    md = table(rows, args.threads)
+    print(md)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    if args.md:
+        Path(args.md).write_text(md + "\n")
+    if args.png:
+        chart(rows, Path(args.png))
 
 
 if __name__ == "__main__":
