@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..bundle import bundle_file, sha256_file
+from ..bundle import bundle_file, sha256_tree
 from ..errors import BundleError
 from .engine import GRAPHS, VideoConfig, VideoEngine
 
@@ -44,8 +44,9 @@ def load_video_engine(path: str | Path, backend: str | None = None, threads: int
     graphs = {}
     for name in GRAPHS:
         entry = manifest["graphs"][name]
-        file = bundle_file(path, str(entry["file"]), f"{name} graph")
-        if verify and sha256_file(file) != entry.get("sha256"):
+        rel = str(entry["file"])
+        file = bundle_file(path, rel, f"{name} graph", folder_ok=rel.endswith(".mlpackage"))
+        if verify and sha256_tree(file) != entry.get("sha256"):
             raise BundleError(f"{file} does not match its sha256 in the manifest; the bundle is corrupt")
         graphs[name] = cls(file, threads=threads)
     return VideoEngine(graphs, VideoConfig.from_dict(manifest["video"]))

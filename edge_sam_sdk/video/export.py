@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..bundle import sha256_file
+from ..bundle import sha256_tree
 from ..errors import EdgeSamError
 from ..graphs import GraphSpec, parity, parity_ok, sample_feed, video_graph_specs
 from ..registry import get_variant
@@ -138,7 +138,7 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
             feed = video_feed(name, specs[name])
             facts = writer.export_video_graph(modules[name], specs[name], feed, tmp / file, precision)
             checks[name] = graph_parity(writer, modules[name], specs[name], feed, tmp / file)
-            graphs[name] = specs[name].to_dict() | facts | {"file": file, "sha256": sha256_file(tmp / file)}
+            graphs[name] = specs[name].to_dict() | facts | {"file": file, "sha256": sha256_tree(tmp / file)}
         manifest = {
             "kind": "video", "video_format_version": VIDEO_FORMAT_VERSION, "sdk_version": __version__,
             "variant": spec.name, "family": spec.family, "target": target, "runtime": writer.RUNTIME,
