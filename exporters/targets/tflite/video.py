@@ -2,7 +2,9 @@
 
 Each video graph has static shapes (batch 1, ``S`` spatial and ``P`` pointer slots fixed at
 export), so each ``.tflite`` holds one signature named after the graph, its inputs and outputs
-named as in the :class:`~edge_sam_sdk.graphs.GraphSpec`. The
+named as in the :class:`~edge_sam_sdk.graphs.GraphSpec`; the video decoder, whose prompt
+point count varies per call, holds one ``points_<N>`` signature per count (as the image
+decoder, ``N`` 0..16 by default, weights shared; the backend picks one by the feed). The
 bundle-level loop (``edge_sam_sdk.video.export``) checks parity with the torch module through
 the ``tflite`` backend; :func:`parity_figures` is the same check for tests.
 
@@ -29,13 +31,14 @@ import torch
 from torch import nn
 
 from edge_sam_sdk.errors import EdgeSamError
-from edge_sam_sdk.graphs import GraphSpec, parity
+from edge_sam_sdk.graphs import GraphSpec, parity, sample_feed
 
 from .export import (
     NamedGraph,
     TfliteConversionError,
     _quiet_converter,
     conversion_message,
+    parse_points,
     require_litert_torch,
     tflite_friendly,
 )
@@ -63,10 +66,25 @@ def converter_version() -> str:
         return "litert-torch"
 
 
+def signature_feeds(spec: GraphSpec, feed: dict[str, np.ndarray],
+                    points: list[int] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Signature name -> its feed: ``spec.name`` with ``feed``; a graph with prompt points (the
+    video decoder) one ``points_<N>`` per count ``N`` (default 0..16, as the image decoder:
+    padding a prompt with ``-1`` points changes SAM's output), ``feed``'s other inputs."""
+    if "point_coords" not in spec.input_names:
+        return {spec.name: feed}
+    out = {}
+    for n in parse_points(points):
+        prompt = sample_feed(spec, batch=1, points=n)
+        out[f"points_{n}"] = feed | {k: prompt[k] for k in ("point_coords", "point_labels")}
+    return out
+
+
 def export_video_graph(module: nn.Module, spec: GraphSpec, feed: dict[str, np.ndarray],
-                       path: Path, precision: str = "fp32") -> dict[str, Any]:
-    """Convert one video graph to ``path`` (one signature named ``spec.name``, tensors named as
-    in ``spec``, static shapes of ``feed``); the manifest facts (JSON-serializable)."""
+                       path: Path, precision: str = "fp32",
+                       points: list[int] | None = None) -> dict[str, Any]:
+    """Convert one video graph to ``path`` (tensors named as in ``spec``, static shapes of
+    ``feed``; the signatures of :func:`signature_feeds`); the manifest facts (JSON-serializable)."""
     import litert_torch
 
     check(precision)
@@ -74,20 +92,28 @@ def export_video_graph(module: nn.Module, spec: GraphSpec, feed: dict[str, np.nd
     friendly = tflite_friendly(module.eval())
     rewrites = ["CroppedConvTranspose"] if friendly is not module else []
     named = NamedGraph(friendly, spec).eval()
-    sample = {n: torch.from_numpy(np.ascontiguousarray(feed[n])) for n in spec.input_names}
+    feeds = signature_feeds(spec, feed, points)
+    sig = "?"
     t0 = time.perf_counter()
     try:
         with _quiet_converter(), torch.no_grad():
             converter = litert_torch.Converter()
-            converter.signature(spec.name, named, sample_kwargs=sample)
+            for sig, f in feeds.items():
+                converter.signature(sig, named, sample_kwargs={
+                    n: torch.from_numpy(np.ascontiguousarray(f[n])) for n in spec.input_names})
+            sig = ", ".join(feeds)
             model = converter.convert()
             model.export(str(path))
     except Exception as exc:  # the converter raises anything from AssertionError to RuntimeError
-        raise TfliteConversionError(conversion_message("video", spec.name, spec.name, exc)) from exc
+        raise TfliteConversionError(conversion_message("video", spec.name, sig, exc)) from exc
     facts: dict[str, Any] = {
-        "signatures": [spec.name], "converter": converter_version(),
+        "signatures": list(feeds), "converter": converter_version(),
         "strategy": "one static signature (batch 1, slot counts fixed at export)",
         "rewrites": rewrites, "convert_seconds": round(time.perf_counter() - t0, 1)}
+    if len(feeds) > 1:
+        facts["points"] = [int(k.split("_")[1]) for k in feeds]
+        facts["strategy"] = ("one static signature per prompt point count N (batch 1 each); the "
+                             "backend picks it by point_coords' N and runs a batch row by row")
     narrowed = [t.name for t in spec.inputs if t.dtype == "int64"]
     if narrowed:  # litert-torch's enable_x64=False; the tflite backend casts the feed
         facts["int32_inputs"] = narrowed
