@@ -8,6 +8,7 @@ Default: EdgeTAM's memory encoder (the cheapest graph, ~15 s). The rest is ``slo
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ import numpy as np
 import pytest
 
 from edge_sam_sdk.errors import EdgeSamError
+from edge_sam_sdk.testing import Comparison, Golden
 
 pytest.importorskip("torch")
 VARIANTS = ("sam2_1_hiera_tiny", "edgetam")
+CASES = ["click", "box", "correction", "correction_cond", "two_objects", "reverse"]
 GRAPH_NAMES = ("video_encoder", "memory_attention", "video_decoder", "memory_encoder")
 MAX_COND = 2
 opt_in = pytest.mark.skipif(os.environ.get("EDGESAM_VIDEO_ALL") != "1",
@@ -116,3 +119,62 @@ def test_video_graph_converts_with_parity(variant: str, name: str, tmp_path: Pat
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")
     convert_and_check(variant, name, tmp_path)
+
+
+# --------------------------------------------------------------------------- golden video cases
+
+#: EdgeTAM's synthetic RepViT trunk gives ~5e7-scale embeddings that amplify any runtime's
+#: rounding (tests/test_golden.py ``_DECODER_CONDITIONING``: bounds x20 on every backend); the
+#: TFLite graphs measured rel. L2 up to 1.6e-3 (correction's logits) against the golden.
+EDGETAM_FACTOR = 20.0
+
+
+class WidenedComparison(Comparison):
+    factor = EDGETAM_FACTOR
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs <= 1e-3 * self.factor * self.scale and self.rel_l2 <= 1e-4 * self.factor
+
+
+class WidenedGolden(Golden):
+    def compare(self, name: str, actual: np.ndarray) -> Comparison:
+        c = super().compare(name, actual)
+        return WidenedComparison(c.name, c.max_abs, c.scale, c.rel_l2, c.sum_rel)
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def tflite_video_bundle(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    if os.environ.get("EDGESAM_VIDEO_ALL") != "1":
+        pytest.skip("TFLite video bundles take ~6 minutes each to export: set EDGESAM_VIDEO_ALL=1 "
+                    "(and run slow tests) to opt in")
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_litert")
+    from edge_sam_sdk.video.export import export_video_bundle
+
+    variant = str(request.param)
+    seed = 3 if variant == "edgetam" else 0  # the goldens' synthetic seeds
+    out = tmp_path_factory.mktemp("tflite_vb") / variant
+    return variant, export_video_bundle(variant, f"synthetic:{seed}", out, target="tflite")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_tflite_video_case_matches_golden(case: str, tflite_video_bundle: tuple[str, Path]) -> None:
+    from video_cases import GOLDEN, clip, compare_case, replay
+
+    from conftest import GOLDEN_DIR
+    from edge_sam_sdk.video import VideoPredictor
+    from edge_sam_sdk.video.bundle import load_video_engine
+
+    variant, bundle = tflite_video_bundle
+    if variant == "edgetam" and case == "two_objects":
+        pytest.skip("the official EdgeTAM raises on two objects: no golden record")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["target"] == "tflite" and all(c["ok"] for c in manifest["export_parity"].values())
+    g = WidenedGolden(GOLDEN_DIR / "edgetam_video.npz") if variant == "edgetam" else Golden(GOLDEN)
+    predictor = VideoPredictor(load_video_engine(bundle), cache_frames=6)
+    state = predictor.init_state(clip())
+    failures = compare_case(g, case, replay(predictor, state, g, case))
+    assert not failures, "\n".join(failures)
