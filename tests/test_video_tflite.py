@@ -3,7 +3,8 @@ parity with torch on the sample feed (``exporters/targets/tflite/video.py``).
 
 Default: EdgeTAM's memory encoder (the cheapest graph, ~15 s). The rest is ``slow`` and opt-in
 (``EDGESAM_VIDEO_ALL=1``): every graph of sam2_1_hiera_tiny and edgetam (~10-60 s each on
-2 CPU cores, the SAM 2.1 memory attention runs 26 s)."""
+2 CPU cores; the decoder at points 2 and 3 only) and the golden video cases through a TFLite
+video bundle of each (~6 minutes to export, 1-3 minutes a case)."""
 
 from __future__ import annotations
 
