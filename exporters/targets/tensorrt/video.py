@@ -14,21 +14,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .readiness import TRT_RANGE, check_file, check_model
+from edge_sam_sdk.video.engine import GRAPHS
 
-GRAPHS = ("video_encoder", "memory_attention", "video_decoder", "memory_encoder")
+from .readiness import TRT_RANGE, check_file, check_model
 
 
 def _graph_files(folder: Path) -> dict[str, Path]:
-    """``{graph: .onnx path}`` from the manifest's ``graphs`` entry, else the ``<graph>.onnx``
-    files present (none: ``InputError``)."""
+    """``{graph: .onnx path}`` from the manifest's ``graphs`` entry (each file confined to the
+    bundle by :func:`edge_sam_sdk.bundle.bundle_file`), else the ``<graph>.onnx`` files present
+    (none: ``InputError``)."""
+    from edge_sam_sdk.bundle import bundle_file
     from edge_sam_sdk.errors import InputError
 
     manifest = folder / "manifest.json"
     if manifest.is_file():
         graphs = json.loads(manifest.read_text()).get("graphs", {})
         if graphs:
-            return {n: folder / g.get("onnx_file", g["file"]) for n, g in graphs.items()}
+            return {n: bundle_file(folder, str(g.get("onnx_file", g["file"])), f"{n} graph")
+                    for n, g in graphs.items()}
     files = {n: folder / f"{n}.onnx" for n in GRAPHS if (folder / f"{n}.onnx").is_file()}
     if not files:
         raise InputError(f"{folder}: no video graphs (no manifest.json graphs, no {GRAPHS[0]}.onnx ...)")
