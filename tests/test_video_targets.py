@@ -21,13 +21,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("coremltools", reason="the coreml extra is not installed: pip install 'edgesam[coreml]'")
 
-from edge_sam_sdk.errors import BackendNotAvailableError, EdgeSamError, InputError  # noqa: E402
+from edge_sam_sdk.errors import BackendNotAvailableError, BundleError, EdgeSamError, InputError  # noqa: E402
 from edge_sam_sdk.exporters.targets.coreml import export as cx  # noqa: E402
 from edge_sam_sdk.exporters.targets.coreml import video as cv  # noqa: E402
 from edge_sam_sdk.exporters.targets.coreml.lowering import export_program  # noqa: E402
 from edge_sam_sdk.exporters.targets.tensorrt import video as tv  # noqa: E402
 from edge_sam_sdk.exporters.targets.tensorrt.readiness import check_file, check_model  # noqa: E402
 from edge_sam_sdk.graphs import GraphSpec, TensorSpec  # noqa: E402
+from edge_sam_sdk.video.engine import GRAPHS  # noqa: E402
 
 VIDEO_ALL = bool(os.environ.get("EDGESAM_VIDEO_ALL"))
 #: Converting/exporting the 2 x 4 real graphs takes ~3 min on 2 cores (model builds, torch.export,
@@ -130,12 +131,25 @@ def test_int32_inputs_rewrite_is_exact(tmp_path: Path, capsys: pytest.CaptureFix
         tv.check_video_bundle(tmp_path / "empty")
     from edge_sam_sdk.cli import main
 
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"kind": "video", "graphs": {"memory_attention": {"file": "memory_attention.onnx"}}}))
+    for name in GRAPHS[:3]:  # a whole bundle: the others hold the rewritten (ready) toy graph
+        if name != "memory_attention":
+            onnx.save(model, str(tmp_path / f"{name}.onnx"))
+    manifest = {"kind": "video", "video_format_version": 1, "target": "onnx",
+                "graphs": {n: {"file": f"{n}.onnx"} for n in GRAPHS[:3]}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="graphs missing"):  # the video reader checks the manifest
+        tv.check_video_bundle(tmp_path)
+    onnx.save(model, str(tmp_path / f"{GRAPHS[3]}.onnx"))
+    manifest["graphs"][GRAPHS[3]] = {"file": f"{GRAPHS[3]}.onnx"}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     assert main(["trt-check", str(tmp_path)]) == 1  # edgesam trt-check VIDEO_BUNDLE
-    assert "with int32 graph inputs (exporters.targets.tensorrt.video.with_int32_inputs): ready" \
-        in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("with int32 graph inputs (exporters.targets.tensorrt.video.with_int32_inputs): "
+                     "ready") == 1
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"target": "tflite"}))
+    with pytest.raises(InputError, match="--target onnx"):
+        tv.check_video_bundle(tmp_path)
 
 
 @pytest.fixture(scope="module")

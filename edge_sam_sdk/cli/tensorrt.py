@@ -39,6 +39,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _is_video_bundle(path: Path) -> bool:
+    """Whether ``path`` holds a video manifest; the video reader says what else is wrong with it."""
     import json
 
     try:

@@ -10,7 +10,6 @@ int64, which the SDK's ONNX Runtime engine feeds.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,22 @@ from .readiness import TRT_RANGE, check_file, check_model
 
 
 def _graph_files(folder: Path) -> dict[str, Path]:
-    """``{graph: .onnx path}`` from the manifest's ``graphs`` entry (each file confined to the
-    bundle by :func:`edge_sam_sdk.bundle.bundle_file`), else the ``<graph>.onnx`` files present
-    (none: ``InputError``)."""
+    """``{graph: .onnx path}`` from the manifest (read by
+    :func:`edge_sam_sdk.video.bundle.read_video_manifest`; each file confined to the bundle by
+    :func:`edge_sam_sdk.bundle.bundle_file`), else the ``<graph>.onnx`` files present (none, or a
+    bundle of another target: ``InputError``)."""
     from edge_sam_sdk.bundle import bundle_file
     from edge_sam_sdk.errors import InputError
+    from edge_sam_sdk.video.bundle import read_video_manifest
 
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        graphs = json.loads(manifest.read_text()).get("graphs", {})
-        if graphs:
-            return {n: bundle_file(folder, str(g.get("onnx_file", g["file"])), f"{n} graph")
-                    for n, g in graphs.items()}
+    if (folder / "manifest.json").is_file():
+        manifest = read_video_manifest(folder)
+        target = manifest.get("target", "onnx")
+        if target != "onnx":
+            raise InputError(f"{folder}: a {target} video bundle; TensorRT builds from ONNX graphs: "
+                             "export one with edgesam export-video --target onnx")
+        return {n: bundle_file(folder, str(g.get("onnx_file", g["file"])), f"{n} graph")
+                for n, g in manifest["graphs"].items()}
     files = {n: folder / f"{n}.onnx" for n in GRAPHS if (folder / f"{n}.onnx").is_file()}
     if not files:
         raise InputError(f"{folder}: no video graphs (no manifest.json graphs, no {GRAPHS[0]}.onnx ...)")
