@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hiera import FpnNeck, Sam2ImageEncoder
-from .layers import interpolate
+from .layers import interpolate, spatial_mean
 from .perceiver import PerceiverResampler
 from .sam2 import Sam2Model
 from .sam2_memory import (
@@ -79,7 +79,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(rd, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
+        s = spatial_mean(x)
         return x * torch.sigmoid(self.fc2(self.act(self.fc1(s))))
 
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Conv2dBN, interpolate, sam_neck
+from .layers import Conv2dBN, interpolate, sam_neck, spatial_mean
 
 __all__ = ["edge_sam_encoder", "repvit_sam_encoder", "fuse_batchnorm", "RepViTEncoder"]
 
@@ -68,11 +68,6 @@ REPVIT_SAM_CFG: list[BlockCfg] = (
 )
 
 
-def _exporting() -> bool:
-    """True while tracing for ONNX or running under ``torch.export``."""
-    return bool(torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting())
-
-
 def _make_divisible(v: float, divisor: int = 8) -> int:
     """timm ``make_divisible(v, divisor, round_limit=0)``: nearest multiple, at least ``divisor``."""
     return max(divisor, int(v + divisor / 2) // divisor * divisor)
@@ -88,15 +83,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(rd, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _exporting():
-            # Mean over W as a MatMul, then over H: onnxruntime's ReduceMean sums all H*W
-            # values sequentially in fp32 (1e-5 relative error at 256x256, which the
-            # synthetic-weight encoders amplify ~2x per block), and onnxsim merges two chained
-            # ReduceMeans back into one. Short sums keep the gate within 5e-7.
-            w = x.shape[-1]
-            s = torch.matmul(x, x.new_full((w, 1), 1.0 / w)).mean(2, keepdim=True)
-        else:  # the official op: eager results stay bit-close to the official model's
-            s = x.mean((2, 3), keepdim=True)
+        s = spatial_mean(x)
         return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
 
 
