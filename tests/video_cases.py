@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_DIR, SHARED
-from edge_sam_sdk.testing import Golden
+from edge_sam_sdk.testing import Comparison, Golden
 from edge_sam_sdk.video.bank import FrameOutput, from_bf16_bits, select_memory
 from edge_sam_sdk.video.engine import FrameFeatures, VideoConfig, VideoEngine
 from edge_sam_sdk.video.predictor import VideoPredictor, VideoState
@@ -208,13 +208,10 @@ class WidenedGolden(Golden):
 
 
 @dataclass(frozen=True)
-class _Widened:
-    name: str
-    max_abs: float
-    scale: float
-    rel_l2: float
-    sum_rel: float
-    factor: float
+class _Widened(Comparison):
+    """A :class:`Comparison` whose bounds are ``factor`` times wider."""
+
+    factor: float = 1.0
 
     @property
     def ok(self) -> bool:
