@@ -195,11 +195,14 @@ def to_fp16(src: Path, dst: Path, feeds: Sequence[Feed]) -> dict[str, Any]:
     ranges = tensor_ranges(src, feeds) if feeds else {}
     model = onnx.load(str(src))
     big = {name for name, (lo, hi) in ranges.items() if max(abs(lo), abs(hi)) > FP16_MAX_ABS}
+    # a big tensor stays float32 where it is made and where it is read: a consumer cast back
+    # to float16 would overflow on its input (EdgeTAM with synthetic weights: a conv at 8e4)
     keep_nodes = [n.name for n in model.graph.node
-                  if n.op_type not in FP16_KEEP_OPS and any(o in big for o in n.output)]
+                  if n.op_type not in FP16_KEEP_OPS and any(t in big for t in (*n.input, *n.output))]
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(FP16_KEEP_OPS),
                                          node_block_list=keep_nodes)
     _drop_duplicate_nodes(converted)
+    _drop_round_trip_casts(converted)
     _sort_nodes(converted)
     onnx.checker.check_model(converted)
     onnx.save_model(converted, str(dst))
@@ -219,6 +222,37 @@ def _drop_duplicate_nodes(model: Any) -> None:
             keep.append(node)
     del model.graph.node[:]
     model.graph.node.extend(keep)
+
+
+def _drop_round_trip_casts(model: Any) -> None:
+    """Join float32 -> float16 -> float32 Cast pairs (the converter routes every edge between
+    float32 nodes, and from a float32 node to a graph output, through float16: a loss, and an
+    overflow to inf for a tensor kept float32 because it exceeds float16's range). The Cast
+    back becomes an Identity of the float32 tensor; the Cast down goes once unread."""
+    import onnx
+    from onnx import TensorProto
+
+    graph = model.graph
+    typed = onnx.shape_inference.infer_shapes(model).graph
+    floats = {v.name for v in (*typed.value_info, *typed.input, *typed.output)
+              if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    floats |= {t.name for t in graph.initializer if t.data_type == TensorProto.FLOAT}
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((int(a.i) for a in node.attribute if a.name == "to"), None)
+
+    producer = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        down = producer.get(node.input[0]) if cast_to(node) == TensorProto.FLOAT else None
+        if down is not None and cast_to(down) == TensorProto.FLOAT16 and down.input[0] in floats:
+            node.op_type, node.input[0] = "Identity", down.input[0]
+            del node.attribute[:]
+    read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    live = [n for n in graph.node if cast_to(n) != TensorProto.FLOAT16 or n.output[0] in read]
+    del graph.node[:]
+    graph.node.extend(live)
 
 
 def _sort_nodes(model: Any) -> None:
