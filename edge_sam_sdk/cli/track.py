@@ -141,7 +141,7 @@ def add_parser(sub: Any) -> None:
     e = sub.add_parser("export-video", help="export a video bundle (SAM 2.1, EdgeTAM; docs/video.md)")
     e.add_argument("--variant", default="sam2_1_hiera_tiny")
     e.add_argument("--target", default="onnx", help="onnx (default), tflite or coreml")
-    e.add_argument("--precision", default="fp32")
+    e.add_argument("--precision", default="fp32", help="fp32 (default); fp16 for onnx and coreml")
     e.add_argument("--checkpoint", required=True, help="official checkpoint file or synthetic:SEED")
     e.add_argument("--out", required=True)
     e.add_argument("--max-cond-frames", type=int, default=2,

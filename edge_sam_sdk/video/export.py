@@ -78,9 +78,10 @@ def video_target(target: str, precision: str) -> Any:
 
 
 def graph_parity(writer: Any, module: Any, spec: GraphSpec, feed: dict[str, np.ndarray],
-                 path: Path) -> dict[str, Any]:
+                 path: Path, judge: bool = True) -> dict[str, Any]:
     """Parity of the written graph with torch on ``feed``, run by the target's runtime; a
-    target this machine cannot run (Core ML off macOS) is recorded as not checked."""
+    target this machine cannot run (Core ML off macOS) is recorded as not checked. Without
+    ``judge`` (a reduced-precision graph) the figures are reported, not held to the bound."""
     import torch
 
     from edge_sam_sdk.errors import BackendNotAvailableError
@@ -95,6 +96,8 @@ def graph_parity(writer: Any, module: Any, spec: GraphSpec, feed: dict[str, np.n
     ref = ref if isinstance(ref, tuple) else (ref,)
     got = backend.run(feed)
     figures = {n: parity(r.numpy(), got[n]) for n, r in zip(spec.output_names, ref, strict=True)}
+    if not judge:
+        return {"ok": None, "outputs": figures}
     ok = all(parity_ok(f, spec) for f in figures.values())
     if not ok:
         raise EdgeSamError(f"{spec.name}: exported graph differs from torch: {figures}")
@@ -106,7 +109,9 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
                         precision: str = "fp32") -> Path:
     """Export ``variant``'s video graphs with ``checkpoint`` (path or ``synthetic:SEED``) to
     the video bundle ``out`` for ``target``; ``max_cond`` conditioning frames are attended per
-    frame."""
+    frame. A writer with ``reduce_video_graph`` makes ``precision`` from the fp32 graph, which
+    is checked first (``fp32_export_parity``), and :mod:`.calibration` judges it along a short
+    track (a graph that leaves the bound stays fp32; the manifest says so per graph)."""
     from edge_sam_sdk.exporters.checkpoint import load_model
     from edge_sam_sdk.exporters.export import checkpoint_facts
 
@@ -132,12 +137,30 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
     try:
         graphs: dict[str, Any] = {}
         checks: dict[str, Any] = {}
+        fp32_checks: dict[str, Any] = {}
+        reduce = getattr(writer, "reduce_video_graph", None) if precision != "fp32" else None
+        scratch = tmp / ".fp32"
+        if reduce is not None:
+            from .calibration import FRAMES, recorded_track, reduced_graph
+
+            say(f"recording each graph's feeds and outputs over a {FRAMES}-frame track "
+                f"({precision} is judged on it)")
+            tracks = recorded_track(modules, specs, config)
         for name in GRAPHS:
             file = f"{name}{writer.SUFFIX}"
-            say(f"exporting {name} ({file})")
+            say(f"exporting {name} ({file}{'' if reduce is None else f', {precision} from fp32'})")
             feed = video_feed(name, specs[name])
-            facts = writer.export_video_graph(modules[name], specs[name], feed, tmp / file, precision)
-            checks[name] = graph_parity(writer, modules[name], specs[name], feed, tmp / file)
+            if reduce is None:
+                facts = writer.export_video_graph(modules[name], specs[name], feed, tmp / file, precision)
+                checks[name] = graph_parity(writer, modules[name], specs[name], feed, tmp / file)
+            else:
+                scratch.mkdir(exist_ok=True)
+                facts = writer.export_video_graph(modules[name], specs[name], feed, scratch / file, "fp32")
+                fp32_checks[name] = graph_parity(writer, modules[name], specs[name], feed, scratch / file)
+                facts |= reduced_graph(writer, scratch / file, tmp / file, feed, tracks[name], precision)
+                checks[name] = graph_parity(writer, modules[name], specs[name], feed, tmp / file, judge=False)
+                if facts["precision"] != precision:
+                    say(f"{name} stays fp32: {facts['kept_fp32']}")
             graphs[name] = specs[name].to_dict() | facts | {"file": file, "sha256": sha256_tree(tmp / file)}
         manifest = {
             "kind": "video", "video_format_version": VIDEO_FORMAT_VERSION, "sdk_version": __version__,
@@ -150,6 +173,9 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
                 "memory_slot": SLOT_LAYOUTS.get(config.memory_shape, str(config.memory_shape)),
                 "selection": "docs/video.md#memory-slots", "no_obj_score": -1024.0,
                 "mem_mask_scale": 20.0, "mem_mask_bias": -10.0, "hole_filling": False}}
+        if fp32_checks:
+            manifest["fp32_export_parity"] = fp32_checks
+            shutil.rmtree(scratch)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.chmod(0o755)
         if out.exists():
