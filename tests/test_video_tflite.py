@@ -3,8 +3,9 @@ parity with torch on the sample feed (``exporters/targets/tflite/video.py``).
 
 Default: EdgeTAM's memory encoder (the cheapest graph, ~15 s). The rest is ``slow`` and opt-in
 (``EDGESAM_VIDEO_ALL=1``): every graph of sam2_1_hiera_tiny and edgetam (~10-60 s each on
-2 CPU cores; the decoder at points 2 and 3 only) and the golden video cases through a TFLite
-video bundle of each (~6 minutes to export, 1-3 minutes a case)."""
+2 CPU cores; the decoder at points 2 and 3 only), the golden video cases through a TFLite
+video bundle of each (~6 minutes to export, 1-3 minutes a case), and EdgeTAM's graphs in
+lockstep with torch along each case (GOLDEN.md's one-step bound at every call)."""
 
 from __future__ import annotations
 
@@ -163,3 +164,42 @@ def test_tflite_video_case_matches_golden(case: str, tflite_video_bundle: tuple[
     state = predictor.init_state(clip())
     failures = compare_case(g, case, replay(predictor, state, g, case))
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tflite_video_bundle", ["edgetam"], indirect=True)
+@pytest.mark.parametrize("case", [c for c in CASES if c != "two_objects"])
+def test_edgetam_tflite_graphs_hold_the_one_step_bound_along_each_case(
+        case: str, tflite_video_bundle: tuple[str, Path]) -> None:
+    """Every call of the three video graphs (memory attention, decoder, memory encoder) along
+    a golden case, fed exactly what our torch graphs are fed on that chain, is within
+    GOLDEN.md's graph-parity bound of them (the torch chain itself meets the golden's bounds
+    unwidened: test_video.py). The encoder is image mode's graph on the truck frames, where
+    the synthetic RepViT trunk is ill-conditioned (docs/video.md#tflite: measured rel. L2 up
+    to 1.4e-4 here, 1.8e-6 on the sample feed): its figures are printed, not held."""
+    from video_cases import clip, lockstep_engine, replay
+
+    from conftest import GOLDEN_DIR
+    from edge_sam_sdk.graphs import parity_ok, video_graph_specs
+    from edge_sam_sdk.registry import get_variant
+    from edge_sam_sdk.video import VideoPredictor
+    from edge_sam_sdk.video.bundle import load_video_engine
+    from edge_sam_sdk.video.reference import torch_engine
+
+    variant, bundle = tflite_video_bundle
+    log: list[tuple[str, str, dict[str, float]]] = []
+    engine = lockstep_engine(torch_engine(variant, "synthetic:3"), load_video_engine(bundle), log)
+    predictor = VideoPredictor(engine, cache_frames=6)
+    g = Golden(GOLDEN_DIR / "edgetam_video.npz")
+    replay(predictor, predictor.init_state(clip()), g, case)
+    specs = video_graph_specs(get_variant(variant))
+    worst: dict[str, dict[str, float]] = {}
+    for graph, out, f in log:
+        key = f"{graph}.{out}"
+        if f["rel_l2"] >= worst.get(key, {"rel_l2": -1.0})["rel_l2"]:
+            worst[key] = f
+    print(f"{case}: {len(log)} outputs compared; worst per output: "
+          + ", ".join(f"{k} {v['rel_l2']:.2g}" for k, v in sorted(worst.items())))
+    held = [(graph, out, f) for graph, out, f in log if graph != "video_encoder"]
+    bad = [(graph, out, f) for graph, out, f in held if not parity_ok(f, specs[graph])]
+    assert held and not bad, f"{len(bad)} of {len(held)} graph outputs outside the one-step bound: {bad[:5]}"
