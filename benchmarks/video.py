@@ -15,6 +15,12 @@ encoder's embeddings with the click), as an image predictor runs them. Bank byte
 object holds after the clip (``VideoState.memory_bytes``) and the streaming ``Tracker``'s bound
 (every static slot filled). With synthetic weights the masks are meaningless; the cost is the
 same as with real ones.
+
+Compute floor: each graph's matrix-product GFLOPs on the feeds it got on the last tracked frame
+(our torch graphs under ``torch.utils.flop_counter``, 2 FLOPs per multiply-add, the convention
+of ``exporters/flops.py``: static bundles pay for every slot, empty ones included), over this
+machine's fp32 matmul peak measured in the same run (``edge_sam_sdk.bench.matmul_peak``).
+Floor ratio = measured time / (GFLOPs / peak).
 """
 
 from __future__ import annotations
@@ -40,17 +46,43 @@ COLORS = {"video_encoder": (30, 144, 255), "memory_attention": (220, 60, 60), "v
 
 
 class Timed:
-    """A graph backend whose ``run`` adds its wall time to ``log[name]``."""
+    """A graph backend whose ``run`` adds its wall time to ``log[name]`` and its feed to
+    ``feeds`` (the caller clears both per frame)."""
 
     def __init__(self, inner: Any, name: str, log: dict[str, list[float]]):
         self.inner, self.name, self.log = inner, name, log
         self.inputs, self.outputs = inner.inputs, inner.outputs
+        self.feeds: list[dict[str, np.ndarray]] = []
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.feeds.append(dict(feed))
         t = time.perf_counter()
         out = self.inner.run(feed)
         self.log[self.name].append((time.perf_counter() - t) * 1e3)
         return dict(out)
+
+
+def frame_gflops(variant: str, feeds: dict[str, list[dict[str, np.ndarray]]],
+                 engines: dict[str, VideoEngine]) -> dict[str, float]:
+    """Matrix-product GFLOPs per graph of one tracked frame: our torch graphs of ``variant``
+    (built once into ``engines``) run on ``feeds``, the calls each graph got on that frame."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from edge_sam_sdk.video.reference import torch_engine
+
+    if variant not in engines:
+        engines[variant] = torch_engine(variant, "synthetic:0")
+    out = {}
+    for g, calls in feeds.items():
+        backend = engines[variant].graphs[g]
+        backend.module.requires_grad_(False)  # parameters passed to submodules: no grad hooks
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            for feed in calls:
+                backend.module(*[torch.from_numpy(np.asarray(feed[n])) for n in backend.inputs])
+        out[g] = round(counter.get_total_flops() / 1e9, 3)
+    return out
 
 
 def load(source: str, threads: int | None) -> tuple[VideoEngine, dict[str, str]]:
@@ -88,7 +120,8 @@ def image_mode_ms(engine: VideoEngine, frames: list[np.ndarray], point: np.ndarr
 def measure(source: str, video: str, n_frames: int, threads: int | None) -> dict[str, Any]:
     engine, facts = load(source, threads)
     log: dict[str, list[float]] = defaultdict(list)
-    engine.graphs = {n: Timed(g, n, log) for n, g in engine.graphs.items()}
+    timed = {n: Timed(g, n, log) for n, g in engine.graphs.items()}
+    engine.graphs = dict(timed)
     predictor = VideoPredictor(engine, cache_frames=1)
     state = predictor.init_state(video)
     state.frames = state.frames[:n_frames]
@@ -99,11 +132,14 @@ def measure(source: str, video: str, n_frames: int, threads: int | None) -> dict
     next(it)  # frame 0: the stored prompt output (and the preflight's memory encoding)
     while True:
         log.clear()
+        for backend in timed.values():
+            backend.feeds.clear()
         t = time.perf_counter()
         try:
             next(it)
         except StopIteration:
             break
+        feeds = {g: list(timed[g].feeds) for g in GRAPHS}
         row = {g: sum(log.get(g, [])) for g in GRAPHS}
         row["total"] = (time.perf_counter() - t) * 1e3
         row["host"] = row["total"] - sum(row[g] for g in GRAPHS)
@@ -118,23 +154,47 @@ def measure(source: str, video: str, n_frames: int, threads: int | None) -> dict
     bound = (cfg.spatial_slots or cfg.num_maskmem) * slot_bytes + ptr_bytes
     return {"source": source, **facts, "tracked_frames": len(per_frame), "median_ms": median,
             "image_mode_ms": round(image_ms, 1), "video_over_image": round(median["total"] / image_ms, 2),
-            "bank_bytes_per_object": state.memory_bytes()[1], "tracker_bound_bytes_per_object": bound}
+            "bank_bytes_per_object": state.memory_bytes()[1], "tracker_bound_bytes_per_object": bound,
+            "last_frame_feeds": feeds}
 
 
-def table(rows: list[dict[str, Any]], threads: int | None) -> str:
+def add_floor(rows: list[dict[str, Any]], threads: int | None) -> dict[str, Any]:
+    """Each row's GFLOPs per frame and floor ratios (see the module docstring); the peak."""
+    from edge_sam_sdk.bench import matmul_peak
+
+    peak = matmul_peak(threads or 2)
+    engines: dict[str, VideoEngine] = {}
+    for r in rows:
+        gflops = frame_gflops(r["variant"], r.pop("last_frame_feeds"), engines)
+        total = sum(gflops.values())
+        r["gflops_per_frame"] = gflops | {"total": round(total, 3)}
+        if peak["gflops"]:
+            r["floor_ms"] = round(total / peak["gflops"] * 1e3, 1)
+            r["floor_ratio"] = {g: round(r["median_ms"][g] / (v / peak["gflops"] * 1e3), 2)
+                                for g, v in gflops.items() if v} | {
+                "total": round(r["median_ms"]["total"] / r["floor_ms"], 2)}
+    return peak
+
+
+def table(rows: list[dict[str, Any]], threads: int | None, peak: dict[str, Any]) -> str:
     head = ("| variant | target | " + " | ".join(s.replace("_", " ") for s in STAGES)
-            + " | video frame | image mode | video / image | predictor bank after clip | tracker bound |")
-    lines = [head, "|" + " --- |" * (len(STAGES) + 7)]
+            + " | video frame | image mode | video / image | GFLOPs / frame | floor ratio"
+            " | predictor bank after clip | tracker bound |")
+    lines = [head, "|" + " --- |" * (len(STAGES) + 9)]
     for r in rows:
         m = r["median_ms"]
         lines.append(f"| {r['variant']} | {r['target']} {r['precision']} | "
                      + " | ".join(f"{m[s]:.1f}" for s in STAGES)
                      + f" | {m['total']:.1f} | {r['image_mode_ms']:.1f} | {r['video_over_image']:.2f}"
+                     f" | {r['gflops_per_frame']['total']:.1f} | {r.get('floor_ratio', {}).get('total', '-')}"
                      f" | {r['bank_bytes_per_object'] / 2**20:.2f} MiB"
                      f" | {r['tracker_bound_bytes_per_object'] / 2**20:.2f} MiB |")
     lines += ["", f"ms per tracked frame (median over {rows[0]['tracked_frames']} frames), one object, "
               f"{threads or 'default'} threads, all rows in one run of `benchmarks/video.py`; image mode: "
-              "encoder + decoder with the click, no memory, same frames and graphs."]
+              "encoder + decoder with the click, no memory, same frames and graphs. GFLOPs / frame: matrix "
+              "products of the four graphs on the last tracked frame's feeds (static bundles attend to every "
+              "slot); floor ratio: video frame / (GFLOPs / peak), fp32 matmul peak "
+              f"{peak['gflops'] or 0:.0f} GFLOP/s measured in the same run."]
     return "\n".join(lines)
 
 
@@ -185,11 +245,12 @@ def main() -> None:
     for source in args.source:
         print(f"measuring {source}", flush=True)
         rows.append(measure(source, args.video, args.frames, args.threads))
-        print(json.dumps(rows[-1]), flush=True)
-    md = table(rows, args.threads)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "last_frame_feeds"}), flush=True)
+    peak = add_floor(rows, args.threads)
+    md = table(rows, args.threads, peak)
     print(md)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"matmul_peak": peak, "rows": rows}, indent=2) + "\n")
     if args.md:
         Path(args.md).write_text(md + "\n")
     if args.png:
