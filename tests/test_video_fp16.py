@@ -84,7 +84,7 @@ def test_edgetam_fp16_manifest_says_which_graphs_stay_fp32(edgetam_fp16: Path) -
     assert m["precision"] == "fp16" and all(c["ok"] for c in m["fp32_export_parity"].values())
     assert all(c["ok"] is None for c in m["export_parity"].values())  # reported, not judged
     graphs = m["graphs"]
-    # synthetic EdgeTAM's encoder is too ill-conditioned for fp16 (0.15 off on the track)
+    # synthetic EdgeTAM's encoder is too ill-conditioned for fp16 (0.17 off on the track)
     encoder = graphs["video_encoder"]
     assert encoder["precision"] == "fp32" and "calibration track" in encoder["kept_fp32"]
     assert graphs["video_encoder"]["track_rel_l2"] > TRACK_BOUND

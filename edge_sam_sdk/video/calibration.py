@@ -11,7 +11,7 @@ slots masked). Random sample feeds do not reach the ranges of real frames; this 
 - :func:`reduced_graph` then runs the reduced graph on the same feeds. A graph whose worst
   output is more than :data:`TRACK_BOUND` (rel. L2) from torch stays fp32 in the bundle,
   and the manifest says why. EdgeTAM's encoder with synthetic weights is one such graph:
-  its fp16 embeddings are 0.15 off on the track and 0.45 on the truck clip, and the masks
+  its fp16 embeddings are 0.17 off on the track and 0.45 on the truck clip, and the masks
   fall apart.
 """
 
