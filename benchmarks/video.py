@@ -17,8 +17,8 @@ object holds after the clip (``VideoState.memory_bytes``) and the streaming ``Tr
 same as with real ones.
 
 Compute floor: each graph's matrix-product GFLOPs on the feeds it got on the last tracked frame
-(our torch graphs under ``torch.utils.flop_counter``, 2 FLOPs per multiply-add, the convention
-of ``exporters/flops.py``: static bundles pay for every slot, empty ones included), over this
+(our torch graphs under ``torch.utils.flop_counter``, 2 FLOPs per multiply-add:
+``exporters/flops.py`` ``feeds_gflops``; static bundles pay for every slot, empty ones included), over this
 machine's fp32 matmul peak measured in the same run (``edge_sam_sdk.bench.matmul_peak``).
 Floor ratio = measured time / (GFLOPs / peak).
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -66,9 +67,7 @@ def frame_gflops(variant: str, feeds: dict[str, list[dict[str, np.ndarray]]],
                  engines: dict[str, VideoEngine]) -> dict[str, float]:
     """Matrix-product GFLOPs per graph of one tracked frame: our torch graphs of ``variant``
     (built once into ``engines``) run on ``feeds``, the calls each graph got on that frame."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
+    from edge_sam_sdk.exporters.flops import feeds_gflops
     from edge_sam_sdk.video.reference import torch_engine
 
     if variant not in engines:
@@ -77,11 +76,7 @@ def frame_gflops(variant: str, feeds: dict[str, list[dict[str, np.ndarray]]],
     for g, calls in feeds.items():
         backend = engines[variant].graphs[g]
         backend.module.requires_grad_(False)  # parameters passed to submodules: no grad hooks
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            for feed in calls:
-                backend.module(*[torch.from_numpy(np.asarray(feed[n])) for n in backend.inputs])
-        out[g] = round(counter.get_total_flops() / 1e9, 3)
+        out[g] = round(feeds_gflops(backend.module, backend.inputs, calls), 3)
     return out
 
 
@@ -162,7 +157,7 @@ def add_floor(rows: list[dict[str, Any]], threads: int | None) -> dict[str, Any]
     """Each row's GFLOPs per frame and floor ratios (see the module docstring); the peak."""
     from edge_sam_sdk.bench import matmul_peak
 
-    peak = matmul_peak(threads or 2)
+    peak = matmul_peak(threads or os.cpu_count() or 1)
     engines: dict[str, VideoEngine] = {}
     for r in rows:
         gflops = frame_gflops(r["variant"], r.pop("last_frame_feeds"), engines)

@@ -10,7 +10,10 @@ free.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from edge_sam_sdk.graphs import GraphSpec, sample_feed
 
@@ -25,16 +28,22 @@ def count_gflops(module: Any, graph: GraphSpec) -> dict[str, Any]:
     "counter": "torch.utils.flop_counter"}``. A decoder is counted per prompt without a
     mask input (the predictor's common call).
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     feed = sample_feed(graph, batch=COUNT_DIMS["B"], points=COUNT_DIMS["N"])
     if "has_mask_input" in feed:
         feed["has_mask_input"][:] = 0.0
-    args = [torch.from_numpy(feed[n]) for n in graph.input_names]
+    dims = {k: v for k, v in COUNT_DIMS.items() if any(k in t.shape for t in graph.inputs)}
+    return {"value": feeds_gflops(module, graph.input_names, [feed]), "dims": dims, "flops_per_mac": 2,
+            "counter": "torch.utils.flop_counter"}
+
+
+def feeds_gflops(module: Any, input_names: Iterable[str], feeds: Iterable[Mapping[str, np.ndarray]]) -> float:
+    """GFLOPs of ``module`` run once on each of ``feeds`` (numpy, by input name), summed."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    names = list(input_names)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(*args)
-    dims = {k: v for k, v in COUNT_DIMS.items() if any(k in t.shape for t in graph.inputs)}
-    return {"value": counter.get_total_flops() / 1e9, "dims": dims, "flops_per_mac": 2,
-            "counter": "torch.utils.flop_counter"}
+        for feed in feeds:
+            module(*[torch.from_numpy(np.asarray(feed[n])) for n in names])
+    return float(counter.get_total_flops()) / 1e9

@@ -138,23 +138,23 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
         graphs: dict[str, Any] = {}
         checks: dict[str, Any] = {}
         fp32_checks: dict[str, Any] = {}
-        reduce = getattr(writer, "reduce_video_graph", None) if precision != "fp32" else None
+        reduce = precision != "fp32" and hasattr(writer, "reduce_video_graph")
         scratch = tmp / ".fp32"
-        if reduce is not None:
+        if reduce:
             from .calibration import FRAMES, recorded_track, reduced_graph
 
+            scratch.mkdir()
             say(f"recording each graph's feeds and outputs over a {FRAMES}-frame track "
                 f"({precision} is judged on it)")
             tracks = recorded_track(modules, specs, config)
         for name in GRAPHS:
             file = f"{name}{writer.SUFFIX}"
-            say(f"exporting {name} ({file}{'' if reduce is None else f', {precision} from fp32'})")
+            say(f"exporting {name} ({file}{f', {precision} from fp32' if reduce else ''})")
             feed = video_feed(name, specs[name])
-            if reduce is None:
+            if not reduce:
                 facts = writer.export_video_graph(modules[name], specs[name], feed, tmp / file, precision)
                 checks[name] = graph_parity(writer, modules[name], specs[name], feed, tmp / file)
             else:
-                scratch.mkdir(exist_ok=True)
                 facts = writer.export_video_graph(modules[name], specs[name], feed, scratch / file, "fp32")
                 fp32_checks[name] = graph_parity(writer, modules[name], specs[name], feed, scratch / file)
                 facts |= reduced_graph(writer, scratch / file, tmp / file, feed, tracks[name], precision)
@@ -173,7 +173,7 @@ def export_video_bundle(variant: str, checkpoint: str, out: str | Path, max_cond
                 "memory_slot": SLOT_LAYOUTS.get(config.memory_shape, str(config.memory_shape)),
                 "selection": "docs/video.md#memory-slots", "no_obj_score": -1024.0,
                 "mem_mask_scale": 20.0, "mem_mask_bias": -10.0, "hole_filling": False}}
-        if fp32_checks:
+        if reduce:
             manifest["fp32_export_parity"] = fp32_checks
             shutil.rmtree(scratch)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
